@@ -1,0 +1,1 @@
+"""Small enrichment steps run by the pipeline's enrichment stage."""

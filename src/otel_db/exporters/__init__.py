@@ -1,0 +1,1 @@
+"""Span exporters shipped with otel_db."""

@@ -1,0 +1,1 @@
+"""otel_db's own instrumentations, where the contrib ones leave gaps."""

@@ -1,0 +1,27 @@
+"""Which instrumentor runs for each ``opentelemetry_instrumentor`` entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+OWN_SQLALCHEMY_ENTRY_POINT = "otel_db_sqlalchemy"
+
+
+def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[str]) -> type | None:
+    """The instrumentor class to run for entry point ``name``; None to run nothing.
+
+    - contrib's ``sqlalchemy`` is replaced by ``otel_db_sqlalchemy``: contrib refuses
+      SQLAlchemy 2.1, doubles async engines and leaves a driver span beside each of its own.
+      ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=sqlalchemy`` still turns ours off.
+    - contrib's ``sqlite3`` is replaced by a subclass that also traces ``Connection.execute``.
+    """
+    if name == "sqlalchemy":
+        return None
+    if name == OWN_SQLALCHEMY_ENTRY_POINT:
+        return None if "sqlalchemy" in disabled else load()
+    if name == "sqlite3":
+        from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
+
+        return SQLite3StatementInstrumentor
+    return load()

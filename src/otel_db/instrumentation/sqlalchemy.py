@@ -1,0 +1,198 @@
+"""One span per SQLAlchemy statement, on every engine, for SQLAlchemy 1.4 to 2.1.
+
+Listeners sit on the ``Engine`` class, so every engine is covered, sync or async (an
+async engine runs its statements on its ``sync_engine``), whenever it was created and
+however ``create_engine`` was imported: no engine can be traced twice. While the driver
+runs the statement, the span is current and driver-level instrumentation is suppressed,
+so an instrumented driver underneath (psycopg2, sqlite3, asyncpg, ...) adds no second
+span; the facts the driver span would have carried are read here instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_db import attributes as attr
+from otel_db.instrumentation.semconv import DatabaseAttributeWriter
+from otel_db.instrumentation.sqlalchemy_engine_facts import EngineFacts, facts_for
+from otel_db.pipeline.containment import FAILURES
+from otel_db.version import __version__
+
+_logger = logging.getLogger(__name__)
+
+_SUPPRESS_KEY = context_api._SUPPRESS_INSTRUMENTATION_KEY
+_STATE = "_otel_db_statement"
+_MAX_UNCONTEXTED = 1024
+
+
+def _operation(statement: str) -> str | None:
+    for token in statement.split(None, 8):
+        if token.startswith(("/*", "--")) or not token[0].isalpha():
+            continue
+        return token.upper()
+    return None
+
+
+class _StatementState:
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: trace.Span, token: object) -> None:
+        self.span = span
+        self.token = token
+
+
+class StatementListener:
+    """The SQLAlchemy event listeners. They never raise into the application."""
+
+    def __init__(self, tracer: trace.Tracer, writer: DatabaseAttributeWriter) -> None:
+        self._tracer = tracer
+        self._writer = writer
+        # Statements SQLAlchemy runs without an execution context (dialect start-up
+        # queries) keep their state here, keyed by cursor, until they finish.
+        self._uncontexted: dict[int, _StatementState] = {}
+
+    def before_cursor_execute(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        if not is_instrumentation_enabled():
+            return statement, parameters
+        try:
+            facts = facts_for(conn.engine, getattr(cursor, "connection", None))
+            span = self._tracer.start_span(
+                self._span_name(statement, facts),
+                kind=SpanKind.CLIENT,
+                attributes=self._attributes(statement, parameters, executemany, facts),
+            )
+            ctx = context_api.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(span))
+            state = _StatementState(span, context_api.attach(ctx))
+            if context is not None:
+                setattr(context, _STATE, state)
+            elif len(self._uncontexted) < _MAX_UNCONTEXTED:
+                self._uncontexted[id(cursor)] = state
+            else:
+                self._finish(state, None)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy statement start", error)
+        return statement, parameters
+
+    def after_cursor_execute(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        try:
+            state = self._take(context, cursor)
+            if state is not None:
+                self._finish(state, None)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy statement end", error)
+
+    def handle_error(self, exception_context: Any) -> None:
+        # An exception raised here would replace the application's own: contain all.
+        try:
+            state = self._take(
+                getattr(exception_context, "execution_context", None),
+                getattr(exception_context, "cursor", None),
+            )
+            if state is not None:
+                self._finish(state, getattr(exception_context, "original_exception", None))
+        except Exception as error:
+            FAILURES.report("SQLAlchemy statement error", error)
+
+    def _take(self, context: Any, cursor: Any) -> _StatementState | None:
+        if context is not None:
+            state = getattr(context, _STATE, None)
+            if state is not None:
+                setattr(context, _STATE, None)
+            return state
+        return self._uncontexted.pop(id(cursor), None)
+
+    def _finish(self, state: _StatementState, error: BaseException | None) -> None:
+        try:
+            context_api.detach(state.token)
+        except Exception as detach_error:
+            FAILURES.report("SQLAlchemy statement context detach", detach_error)
+        span = state.span
+        try:
+            if error is not None and span.is_recording():
+                error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+                span.set_attribute(attr.ERROR_TYPE, error_type)
+                span.record_exception(error)
+                # The message can quote values from the statement: only the type here.
+                span.set_status(Status(StatusCode.ERROR, error_type))
+        except Exception as record_error:
+            FAILURES.report("SQLAlchemy statement error recording", record_error)
+        finally:
+            span.end()
+
+    def _span_name(self, statement: str, facts: EngineFacts) -> str:
+        operation = _operation(statement)
+        target = facts.namespace or facts.system
+        return f"{operation} {target}" if operation else target
+
+    def _attributes(
+        self, statement: str, parameters: Any, executemany: bool, facts: EngineFacts
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        writer = self._writer
+        writer.system(out, facts.system)
+        writer.namespace(out, facts.namespace)
+        writer.statement(out, statement)
+        writer.operation(out, _operation(statement))
+        writer.server(out, facts.host, facts.port)
+        if executemany and isinstance(parameters, (list, tuple)) and len(parameters) > 1:
+            out[attr.DB_OPERATION_BATCH_SIZE] = len(parameters)
+        return out
+
+
+class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
+    """Instruments every SQLAlchemy engine in the process (1.4, 2.0 and 2.1)."""
+
+    _listener: StatementListener | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("sqlalchemy >= 1.4, < 2.2",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        writer = DatabaseAttributeWriter()
+        tracer = trace.get_tracer(
+            __name__, __version__, kwargs.get("tracer_provider"), schema_url=writer.schema_url
+        )
+        listener = StatementListener(tracer, writer)
+        event.listen(Engine, "before_cursor_execute", listener.before_cursor_execute, retval=True)
+        event.listen(Engine, "after_cursor_execute", listener.after_cursor_execute)
+        event.listen(Engine, "handle_error", listener.handle_error)
+        type(self)._listener = listener
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        listener = type(self)._listener
+        if listener is None:
+            return
+        event.remove(Engine, "before_cursor_execute", listener.before_cursor_execute)
+        event.remove(Engine, "after_cursor_execute", listener.after_cursor_execute)
+        event.remove(Engine, "handle_error", listener.handle_error)
+        type(self)._listener = None

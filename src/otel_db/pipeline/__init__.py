@@ -1,0 +1,1 @@
+"""The span pipeline: enrichment stages in front of the exporting processors."""

@@ -1,0 +1,31 @@
+"""Recognising database client spans, whatever instrumentation made them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from otel_db import attributes as attr
+
+
+def db_system(attributes: Mapping[str, AttributeValue] | None) -> str | None:
+    """The span's database system (stable or legacy name), or None for other spans."""
+    if not attributes:
+        return None
+    system = attributes.get(attr.DB_SYSTEM_NAME)
+    if system is None:
+        system = attributes.get(attr.LEGACY_DB_SYSTEM)
+    return system if isinstance(system, str) else None
+
+
+def is_db_client_span(kind: SpanKind, attributes: Mapping[str, AttributeValue] | None) -> bool:
+    return kind is SpanKind.CLIENT and db_system(attributes) is not None
+
+
+def query_text(attributes: Mapping[str, AttributeValue]) -> str | None:
+    text = attributes.get(attr.DB_QUERY_TEXT)
+    if text is None:
+        text = attributes.get(attr.LEGACY_DB_STATEMENT)
+    return text if isinstance(text, str) else None
