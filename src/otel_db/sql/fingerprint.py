@@ -1,0 +1,42 @@
+"""A short, stable hash of a statement's shape (``otel_db.query.fingerprint``)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Final
+
+from otel_db.sql.sanitize import MAX_STATEMENT_CHARS, normalize_tokens
+from otel_db.sql.tokenizer import WORD, Token, tokenize
+
+_logger = logging.getLogger(__name__)
+
+FINGERPRINT_HEX_CHARS: Final = 16
+
+
+def _digest(normalized: str) -> str:
+    return hashlib.blake2b(normalized.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+def fingerprint_tokens(tokens: list[Token]) -> str:
+    """Fingerprint already tokenized SQL (see :func:`fingerprint`)."""
+    normalized = normalize_tokens(tokens, hide_placeholders=True)
+    return _digest(
+        " ".join(token.text.lower() if token.kind == WORD else token.text for token in normalized)
+    )
+
+
+def fingerprint(text: str) -> str:
+    """16 lowercase hex chars, equal for statements that differ only in literals,
+    placeholders, whitespace, comments, keyword/identifier case or IN-list length.
+    Never raises."""
+    try:
+        return fingerprint_tokens(tokenize(text[:MAX_STATEMENT_CHARS]))
+    except Exception:
+        _logger.debug("otel_db: could not fingerprint a statement", exc_info=True)
+        return _digest(text[:MAX_STATEMENT_CHARS])
+
+
+def fingerprint_redis_command(command_name: str) -> str:
+    """Fingerprint of a Redis command: depends only on the command name."""
+    return _digest("redis " + command_name.upper())

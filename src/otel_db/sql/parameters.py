@@ -1,0 +1,82 @@
+"""Bound parameters as span attributes (``OTEL_PYTHON_DB_CAPTURE_PARAMETERS``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from otel_db.attributes import DB_QUERY_PARAMETER_PREFIX
+
+_logger = logging.getLogger(__name__)
+
+MAX_PARAMETERS: Final = 32
+MAX_VALUE_CHARS: Final = 256
+REDACTED: Final = "[REDACTED]"
+
+# A parameter whose name contains any of these (case-insensitive) is never shown.
+SECRET_NAME_PARTS: Final = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "auth",
+    "credential",
+    "private_key",
+    "privatekey",
+    "session_key",
+    "sessionkey",
+    "session_id",
+    "sessionid",
+    "cookie",
+    "access_key",
+    "signature",
+)
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in SECRET_NAME_PARTS)
+
+
+def _value_text(value: Any) -> str:
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        return "?"
+    return text[:MAX_VALUE_CHARS]
+
+
+def capture_parameters(params: Any) -> dict[str, str]:
+    """``{"db.query.parameter.<key>": value}`` for up to 32 parameters.
+
+    Positional parameters are keyed by index (``0``, ``1``, ...), mapping parameters
+    by name. Values are ``str()``'d and cut to 256 characters; parameters whose
+    name looks secret are always ``"[REDACTED]"``. Anything else (``None``, a
+    scalar, an unreadable object) gives ``{}``. Never raises.
+    """
+    try:
+        if params is None or isinstance(params, (str, bytes, bytearray)):
+            return {}
+        captured: dict[str, str] = {}
+        if isinstance(params, Mapping):
+            for count, (key, value) in enumerate(params.items()):
+                if count >= MAX_PARAMETERS:
+                    break
+                name = _value_text(key)
+                captured[DB_QUERY_PARAMETER_PREFIX + name] = (
+                    REDACTED if is_secret_name(name) else _value_text(value)
+                )
+            return captured
+        if isinstance(params, (list, tuple)):
+            for index, value in enumerate(params[:MAX_PARAMETERS]):
+                captured[f"{DB_QUERY_PARAMETER_PREFIX}{index}"] = _value_text(value)
+            return captured
+        return {}
+    except Exception:
+        _logger.debug("otel_db: could not capture parameters", exc_info=True)
+        return {}

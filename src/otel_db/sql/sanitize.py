@@ -1,0 +1,168 @@
+"""Replace every literal in a SQL statement with ``?``.
+
+See docs/sql-analysis.md for the full rules. In short: string, number, boolean,
+hex/binary and dollar-quoted literals become ``?``; comments are removed;
+whitespace becomes single spaces; identifiers, keywords and placeholders stay;
+``IN (?, ?, ?)`` becomes ``IN (?)`` and repeated literal-only ``VALUES`` rows are
+folded into the first one. Anything unterminated is hidden to the end of input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from otel_db.sql.tokenizer import (
+    LITERAL_KINDS,
+    OPERATOR,
+    PLACEHOLDER,
+    QUOTED_IDENT,
+    WORD,
+    Token,
+    tokenize,
+)
+
+_logger = logging.getLogger(__name__)
+
+#: Statements longer than this many characters are cut before analysis; whatever
+#: was cut is simply absent from the sanitized text.
+MAX_STATEMENT_CHARS: Final = 64 * 1024
+
+#: What :func:`sanitize` returns if something unexpected goes wrong.
+FALLBACK_TEXT: Final = "?"
+
+# Kind given to a token that replaced a literal.
+HIDDEN: Final = "hidden"
+_HIDDEN_TOKEN_TEXT: Final = "?"
+
+_BOOLEAN_WORDS: Final = frozenset({"TRUE", "FALSE"})
+# Tokens that may sit between the items of a literal-only list without making it
+# anything else than a list of literals.
+_LIST_NEUTRAL: Final = frozenset({",", "-", "+", "NULL", "DEFAULT"})
+_COMPARISONS: Final = frozenset({"=", "<>", "!=", "<", ">", "<=", ">="})
+_PATTERN_WORDS: Final = frozenset({"LIKE", "ILIKE", "REGEXP", "RLIKE"})
+
+# Kinds of parenthesised groups.
+_GROUP_IN: Final = 1
+_GROUP_VALUES: Final = 2
+_GROUP_OTHER: Final = 0
+
+
+class _Group:
+    __slots__ = ("has_literal", "kind", "open_index", "pure")
+
+    def __init__(self, open_index: int, kind: int) -> None:
+        self.open_index = open_index
+        self.kind = kind
+        self.pure = True
+        self.has_literal = False
+
+
+def _is_value_in_double_quotes(tokens: list[Token], index: int, out: list[Token], group) -> bool:
+    """MySQL (without ANSI_QUOTES) reads ``"x"`` as a string: guess from context."""
+    if index + 1 < len(tokens) and tokens[index + 1].text == ".":
+        return False  # "schema"."table"
+    if not out:
+        return False
+    prev = out[-1]
+    if prev.kind == OPERATOR and prev.text in _COMPARISONS:
+        return True
+    if prev.kind == WORD and prev.text.upper() in _PATTERN_WORDS:
+        return True
+    return (
+        group is not None
+        and group.kind != _GROUP_OTHER
+        and prev.kind == OPERATOR
+        and prev.text in ("(", ",")
+    )
+
+
+def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) -> list[Token]:
+    """Return ``tokens`` with literals hidden and literal lists collapsed.
+
+    With ``hide_placeholders`` (used for fingerprints) placeholders count as
+    literals too, so ``IN (%s, %s)`` and ``IN (%s)`` normalise alike.
+    """
+    out: list[Token] = []
+    stack: list[_Group] = []
+    values_anchor = -1  # index in ``out`` of the ")" that ended the last VALUES row
+    hidden_kinds = LITERAL_KINDS | {PLACEHOLDER} if hide_placeholders else LITERAL_KINDS
+
+    for index, token in enumerate(tokens):
+        kind, text, spaced = token
+        group = stack[-1] if stack else None
+
+        if kind == OPERATOR and text == "(":
+            if group is not None:
+                group.pure = False
+            prev = out[-1] if out else None
+            new_kind = _GROUP_OTHER
+            if prev is not None:
+                if prev.kind == WORD:
+                    upper = prev.text.upper()
+                    if upper == "IN":
+                        new_kind = _GROUP_IN
+                    elif upper == "VALUES":
+                        new_kind = _GROUP_VALUES
+                elif prev.text == "," and len(out) >= 2 and len(out) - 2 == values_anchor:
+                    new_kind = _GROUP_VALUES
+            stack.append(_Group(len(out), new_kind))
+            out.append(token)
+            continue
+
+        if kind == OPERATOR and text == ")" and group is not None:
+            stack.pop()
+            start = group.open_index
+            collapsible = group.pure and group.has_literal
+            if collapsible and group.kind == _GROUP_IN:
+                del out[start + 1 :]
+                out.append(Token(HIDDEN, _HIDDEN_TOKEN_TEXT, False))
+            elif (
+                collapsible
+                and group.kind == _GROUP_VALUES
+                and start >= 2
+                and out[start - 1].text == ","
+                and start - 2 == values_anchor
+            ):
+                del out[start - 1 :]  # a further row of literals: fold into the first
+                continue
+            out.append(token)
+            if group.kind == _GROUP_VALUES:
+                values_anchor = len(out) - 1
+            continue
+
+        if kind in hidden_kinds or (
+            (kind == WORD and text.upper() in _BOOLEAN_WORDS)
+            or (
+                kind == QUOTED_IDENT
+                and text.startswith('"')
+                and _is_value_in_double_quotes(tokens, index, out, group)
+            )
+        ):
+            token = Token(HIDDEN, _HIDDEN_TOKEN_TEXT, spaced)
+            if group is not None:
+                group.has_literal = True
+        elif group is not None and text.upper() not in _LIST_NEUTRAL:
+            group.pure = False
+        out.append(token)
+    return out
+
+
+def render(tokens: list[Token]) -> str:
+    """Rebuild text, with a single space wherever the original had any gap."""
+    parts: list[str] = []
+    append = parts.append
+    for token in tokens:
+        if token.spaced and parts:
+            append(" ")
+        append(token.text)
+    return "".join(parts)
+
+
+def sanitize(text: str) -> str:
+    """Return ``text`` with every literal replaced by ``?``; never raises."""
+    try:
+        return render(normalize_tokens(tokenize(text[:MAX_STATEMENT_CHARS])))
+    except Exception:  # never let analysis break the application
+        _logger.debug("otel_db: could not sanitize a statement", exc_info=True)
+        return FALLBACK_TEXT
