@@ -23,7 +23,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_db import attributes as attr
 from otel_db.instrumentation.semconv import DatabaseAttributeWriter
 from otel_db.instrumentation.sqlalchemy_engine_facts import EngineFacts, facts_for
+from otel_db.instrumentation.statement_hooks import StatementHooks, default_hooks
 from otel_db.pipeline.containment import FAILURES
+from otel_db.settings import current_settings
 from otel_db.version import __version__
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ def _operation(statement: str) -> str | None:
     return None
 
 
+def _name(hook: object) -> str:
+    return getattr(hook, "__qualname__", None) or type(hook).__name__
+
+
 class _StatementState:
     __slots__ = ("span", "token")
 
@@ -52,9 +58,15 @@ class _StatementState:
 class StatementListener:
     """The SQLAlchemy event listeners. They never raise into the application."""
 
-    def __init__(self, tracer: trace.Tracer, writer: DatabaseAttributeWriter) -> None:
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        writer: DatabaseAttributeWriter,
+        hooks: StatementHooks | None = None,
+    ) -> None:
         self._tracer = tracer
         self._writer = writer
+        self._hooks = hooks or StatementHooks()
         # Statements SQLAlchemy runs without an execution context (dialect start-up
         # queries) keep their state here, keyed by cursor, until they finish.
         self._uncontexted: dict[int, _StatementState] = {}
@@ -77,6 +89,16 @@ class StatementListener:
                 kind=SpanKind.CLIENT,
                 attributes=self._attributes(statement, parameters, executemany, facts),
             )
+            for hook in self._hooks.on_start:
+                try:
+                    hook(span, conn, context, statement, parameters)
+                except Exception as error:
+                    FAILURES.report(f"statement start hook {_name(hook)}", error)
+            for rewrite in self._hooks.rewriters:
+                try:
+                    statement = rewrite(span, conn, statement, parameters)
+                except Exception as error:
+                    FAILURES.report(f"statement rewriter {_name(rewrite)}", error)
             ctx = context_api.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(span))
             state = _StatementState(span, context_api.attach(ctx))
             if context is not None:
@@ -138,6 +160,11 @@ class StatementListener:
                 span.record_exception(error)
                 # The message can quote values from the statement: only the type here.
                 span.set_status(Status(StatusCode.ERROR, error_type))
+                for hook in self._hooks.on_error:
+                    try:
+                        hook(span, error)
+                    except Exception as hook_error:
+                        FAILURES.report(f"statement error hook {_name(hook)}", hook_error)
         except Exception as record_error:
             FAILURES.report("SQLAlchemy statement error recording", record_error)
         finally:
@@ -179,7 +206,8 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         tracer = trace.get_tracer(
             __name__, __version__, kwargs.get("tracer_provider"), schema_url=writer.schema_url
         )
-        listener = StatementListener(tracer, writer)
+        hooks = kwargs.get("hooks") or default_hooks(current_settings())
+        listener = StatementListener(tracer, writer, hooks)
         event.listen(Engine, "before_cursor_execute", listener.before_cursor_execute, retval=True)
         event.listen(Engine, "after_cursor_execute", listener.after_cursor_execute)
         event.listen(Engine, "handle_error", listener.handle_error)

@@ -42,6 +42,11 @@ def batch_processor(exporter: SpanExporter) -> SpanProcessor:
         return BatchSpanProcessor(exporter, **_BSP_DEFAULTS)
 
 
-def export_pipeline(settings: Settings, exporter: SpanExporter) -> EnrichmentStage:
-    """The enrichment stage in front of a batch processor for ``exporter``."""
-    return EnrichmentStage(build_enrichers(settings), batch_processor(exporter))
+def processing_chain(settings: Settings, downstream: SpanProcessor) -> SpanProcessor:
+    """Every otel_db stage, in order, in front of ``downstream``."""
+    return EnrichmentStage(build_enrichers(settings), downstream)
+
+
+def export_pipeline(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
+    """The otel_db stages in front of a batch processor for ``exporter``."""
+    return processing_chain(settings, batch_processor(exporter))

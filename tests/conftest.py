@@ -1,0 +1,95 @@
+"""Fixtures shared by the whole suite.
+
+One TracerProvider for the session, running the real otel_db processing chain in front
+of an in-memory exporter, with the instrumentations active exactly as the launcher
+activates them. Tests that need the launcher itself, or other settings for the global
+set-up, run a subprocess instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_db.distro import apply_environment_defaults
+from otel_db.pipeline.build import processing_chain
+from otel_db.pipeline.db_span import db_system
+from otel_db.settings import Settings
+
+POSTGRES_URL = os.environ.get("OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OTEL_DB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+
+#: Settings of the session-wide pipeline; tests rely on these values.
+SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}
+
+
+class SpanCapture:
+    """The spans the session pipeline finished, as the exporter would receive them."""
+
+    def __init__(self, exporter: InMemorySpanExporter, settings: Settings) -> None:
+        self.exporter = exporter
+        self.settings = settings
+
+    def clear(self) -> None:
+        self.exporter.clear()
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def db_spans(self) -> list[ReadableSpan]:
+        return [span for span in self.finished() if db_system(span.attributes) is not None]
+
+
+def _instrument_everything() -> None:
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
+    from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
+
+    for instrumentor in (
+        SQLAlchemyStatementInstrumentor(),
+        SQLite3StatementInstrumentor(),
+        Psycopg2Instrumentor(),
+        RedisInstrumentor(),
+        AsyncPGInstrumentor(),
+    ):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(skip_dep_check=True)
+
+
+@pytest.fixture(scope="session")
+def otel_session() -> Iterator[SpanCapture]:
+    apply_environment_defaults(os.environ)  # semconv opt-in, as the launcher does
+    settings = Settings.from_env(SESSION_SETTINGS)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-db-tests"}))
+    provider.add_span_processor(processing_chain(settings, SimpleSpanProcessor(exporter)))
+    trace.set_tracer_provider(provider)
+    _instrument_everything()
+    yield SpanCapture(exporter, settings)
+    provider.shutdown()
+
+
+@pytest.fixture
+def spans(otel_session: SpanCapture) -> Iterator[SpanCapture]:
+    """The session pipeline's exporter, emptied before the test."""
+    otel_session.clear()
+    yield otel_session
+    otel_session.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
