@@ -67,7 +67,9 @@ def analyze_redis_command(command_text: str) -> StatementShape:
     GETs of different keys share one fingerprint. Never raises.
     """
     try:
-        words = str(command_text).split(None, 1)
+        if isinstance(command_text, bytes):
+            command_text = command_text.decode("utf-8", "replace")
+        words = ("" if command_text is None else str(command_text)).split(None, 1)
         if not words:
             return StatementShape("", None, None, None, fingerprint_redis_command(""))
         name = words[0].upper()[:MAX_SUMMARY_CHARS]

@@ -14,6 +14,7 @@ from typing import Final
 
 from otel_db.sql.tokenizer import (
     LITERAL_KINDS,
+    NUMBER,
     OPERATOR,
     PLACEHOLDER,
     QUOTED_IDENT,
@@ -41,6 +42,15 @@ _BOOLEAN_WORDS: Final = frozenset({"TRUE", "FALSE"})
 _LIST_NEUTRAL: Final = frozenset({",", "-", "+", "NULL", "DEFAULT"})
 _COMPARISONS: Final = frozenset({"=", "<>", "!=", "<", ">", "<=", ">="})
 _PATTERN_WORDS: Final = frozenset({"LIKE", "ILIKE", "REGEXP", "RLIKE"})
+
+# After these, "-5" is a negative number rather than a subtraction.
+_UNARY_CONTEXT_WORDS: Final = frozenset(
+    {
+        "SELECT", "WHERE", "AND", "OR", "NOT", "ON", "BY", "THEN", "ELSE", "WHEN", "CASE",
+        "VALUES", "IN", "SET", "LIMIT", "OFFSET", "BETWEEN", "IS", "LIKE", "ILIKE", "RETURN",
+        "HAVING", "DEFAULT", "INTERVAL", "ANY", "ALL", "SOME", "EXISTS", "AS",
+    }
+)  # fmt: skip
 
 # Kinds of parenthesised groups.
 _GROUP_IN: Final = 1
@@ -75,6 +85,17 @@ def _is_value_in_double_quotes(tokens: list[Token], index: int, out: list[Token]
         and prev.kind == OPERATOR
         and prev.text in ("(", ",")
     )
+
+
+def _is_unary_sign(out: list[Token]) -> bool:
+    if not out or out[-1].kind != OPERATOR or out[-1].text not in ("-", "+"):
+        return False
+    if len(out) == 1:
+        return True
+    before = out[-2]
+    if before.kind == OPERATOR:
+        return before.text != ")"
+    return before.kind == WORD and before.text.upper() in _UNARY_CONTEXT_WORDS
 
 
 def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) -> list[Token]:
@@ -139,6 +160,8 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
                 and _is_value_in_double_quotes(tokens, index, out, group)
             )
         ):
+            if kind == NUMBER and not spaced and _is_unary_sign(out):
+                spaced = out.pop().spaced  # "-5" is one literal
             token = Token(HIDDEN, _HIDDEN_TOKEN_TEXT, spaced)
             if group is not None:
                 group.has_literal = True

@@ -21,7 +21,8 @@ dialects otel_db meets (PostgreSQL, MySQL/MariaDB, SQLite):
 * ``-- ...``, ``/* ... */`` and MySQL ``# ...`` comments (``#`` followed by ``>``
   or ``-`` is a PostgreSQL operator, not a comment).
 
-Anything unterminated (a string, identifier or comment) runs to the end of input.
+Anything unterminated (a string, identifier or comment) runs to the end of input;
+an unterminated quoted identifier is reported as a literal so that it is hidden.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ _KIND_OF_GROUP: Final = {
 }
 
 
+def _closed(quoted: str) -> bool:
+    """Whether a quoted identifier that runs to the end of input has its closing quote.
+
+    Doubled quotes inside are escapes, so it is closed when it ends in an odd run
+    of quote characters after the opening one.
+    """
+    quote = quoted[0]
+    body = quoted[1:]
+    run = len(body) - len(body.rstrip(quote))
+    return run % 2 == 1
+
+
 def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens; whitespace and comments are dropped.
 
@@ -90,8 +103,10 @@ def tokenize(text: str) -> list[Token]:
         if group == "space" or group == "comment":
             spaced = True
             continue
-        if group == "tag":  # pragma: no cover - the outer group is reported
-            group = "dollar"
-        append(Token(kinds[group], match.group(), spaced))
+        value = match.group()
+        kind = kinds[group]
+        if kind == QUOTED_IDENT and match.end() == len(text) and not _closed(value):
+            kind = STRING  # an unterminated identifier may hide anything: treat as literal
+        append(Token(kind, value, spaced))
         spaced = False
     return tokens
