@@ -180,6 +180,20 @@ def _facts_of(exc: BaseException) -> ErrorFacts:
     module = (type(exc).__module__ or "").split(".")[0]
     message = str(exc)
 
+    # MySQL / MariaDB first: pymysql, MySQLdb, mysql.connector put the errno in
+    # args[0]; recent pymysql also has a ``sqlstate`` (e.g. "23000"), which is too
+    # coarse to be the status code.
+    if module in ("pymysql", "MySQLdb", "mysql", "mariadb", "aiomysql", "asyncmy"):
+        errno = getattr(exc, "errno", None)
+        args = getattr(exc, "args", ())
+        if not isinstance(errno, int) and args and isinstance(args[0], int):
+            errno = args[0]
+        if isinstance(errno, int) and errno > 0:
+            return _facts(str(errno), category_of_mysql_errno(errno), error_type)
+        if any(name in ("InterfaceError", "OperationalError") for _, name in _mro_names(exc)):
+            return _facts(None, CONNECTION, error_type)
+        return _facts(None, OTHER, error_type)
+
     # PostgreSQL: psycopg2 .pgcode, psycopg 3 / asyncpg .sqlstate (also on the
     # SQLAlchemy asyncpg adapter's exceptions).
     sqlstate = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
@@ -205,18 +219,6 @@ def _facts_of(exc: BaseException) -> ErrorFacts:
             return _facts(None, CONNECTION, error_type)
         if "ResponseError" in class_names:
             return _redis_facts_from_message(message, error_type)
-        return _facts(None, OTHER, error_type)
-
-    # MySQL / MariaDB: pymysql, MySQLdb, mysql.connector put the errno in args[0].
-    if module in ("pymysql", "MySQLdb", "mysql", "mariadb", "aiomysql", "asyncmy"):
-        errno = getattr(exc, "errno", None)
-        args = getattr(exc, "args", ())
-        if not isinstance(errno, int) and args and isinstance(args[0], int):
-            errno = args[0]
-        if isinstance(errno, int) and errno > 0:
-            return _facts(str(errno), category_of_mysql_errno(errno), error_type)
-        if any(name in ("InterfaceError", "OperationalError") for _, name in names):
-            return _facts(None, CONNECTION, error_type)
         return _facts(None, OTHER, error_type)
 
     # Python-level connection problems (no server code): psycopg2 OperationalError
