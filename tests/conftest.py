@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -24,7 +24,9 @@ from otel_db.pipeline.build import processing_chain
 from otel_db.pipeline.db_span import db_system
 from otel_db.settings import Settings
 
-POSTGRES_URL = os.environ.get("OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("OTEL_DB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
 
@@ -32,15 +34,36 @@ MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "d
 SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}
 
 
+class OpenSpanTracker(SpanProcessor):
+    """Remembers spans that started and have not ended: a leak shows up here."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        self.open[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.open.pop(span.context.span_id, None)
+
+
 class SpanCapture:
     """The spans the session pipeline finished, as the exporter would receive them."""
 
-    def __init__(self, exporter: InMemorySpanExporter, settings: Settings) -> None:
+    def __init__(
+        self, exporter: InMemorySpanExporter, settings: Settings, tracker: OpenSpanTracker
+    ) -> None:
         self.exporter = exporter
         self.settings = settings
+        self.tracker = tracker
 
     def clear(self) -> None:
         self.exporter.clear()
+        self.tracker.open.clear()
+
+    def open_spans(self) -> list[str]:
+        """Names of spans started since the last clear that have not ended."""
+        return sorted(self.tracker.open.values())
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -74,10 +97,12 @@ def otel_session() -> Iterator[SpanCapture]:
     settings = Settings.from_env(SESSION_SETTINGS)
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "otel-db-tests"}))
+    tracker = OpenSpanTracker()
+    provider.add_span_processor(tracker)
     provider.add_span_processor(processing_chain(settings, SimpleSpanProcessor(exporter)))
     trace.set_tracer_provider(provider)
     _instrument_everything()
-    yield SpanCapture(exporter, settings)
+    yield SpanCapture(exporter, settings, tracker)
     provider.shutdown()
 
 

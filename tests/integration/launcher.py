@@ -1,0 +1,55 @@
+"""Runs a script the way a user does: under ``opentelemetry-instrument`` with OTEL_* set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+SCRIPTS = Path(__file__).parent / "scripts"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def launcher_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("OTEL_") or key.startswith("OTEL_DB_TEST_")
+    }
+    environ.update(
+        {
+            "OTEL_SERVICE_NAME": "otel-db-launcher-test",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")])),
+        }
+    )
+    environ.update(extra)
+    return environ
+
+
+def run_script(
+    script: str,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    *,
+    instrumented: bool = True,
+    timeout: float = 90,
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(SCRIPTS / script), *args]
+    if instrumented:
+        launcher = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+        assert launcher, "opentelemetry-instrument is not installed beside this Python"
+        command = [launcher, *command]
+    return subprocess.run(
+        command,
+        env=launcher_environment(env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

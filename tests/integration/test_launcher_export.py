@@ -1,0 +1,160 @@
+"""The acceptance run: the workload under the launcher, received on real OTLP receivers."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from otel_db import attributes as attr
+from otel_db.version import __version__
+from tests.integration.launcher import run_script
+from tests.stack.otlp_receiver import OtlpTraceReceiver
+from tests.support.otlp_http_receiver import OtlpHttpTraceReceiver
+
+# Redis spans carry no key in their text (contrib replaces arguments with "?"): the two
+# redis commands are matched by command name instead.
+MARKERS = [f"otel_db_wl_{n}" for n in range(1, 6)] + ["SET", "GET"]
+STABLE = (attr.DB_SYSTEM_NAME, attr.DB_QUERY_TEXT, attr.DB_OPERATION_NAME)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def _spans_per_marker(spans) -> dict[str, list]:
+    found: dict[str, list] = collections.defaultdict(list)
+    for span in spans:
+        text = str(span.attributes.get(attr.DB_QUERY_TEXT, ""))
+        if span.attributes.get(attr.DB_SYSTEM_NAME) == "redis":
+            found[text.split()[0]].append(span)
+            continue
+        for marker in MARKERS:
+            if marker in text:
+                found[marker].append(span)
+    return found
+
+
+def _check(spans) -> None:
+    per_marker = _spans_per_marker(spans)
+    assert {m: len(per_marker[m]) for m in MARKERS} == dict.fromkeys(MARKERS, 1)
+    for marker, (span,) in per_marker.items():
+        attributes = span.attributes
+        for name in STABLE:
+            assert name in attributes, (marker, name, attributes)
+        assert attr.LEGACY_DB_STATEMENT not in attributes, marker
+        assert attr.LEGACY_DB_SYSTEM not in attributes, marker
+        if attributes[attr.DB_SYSTEM_NAME] in ("postgresql", "redis"):
+            assert attributes[attr.SERVER_ADDRESS] == "127.0.0.1", marker
+            assert attributes[attr.SERVER_PORT] in (5432, 6379), marker
+        resource = span.resource_attributes
+        assert resource["service.name"] == "otel-db-launcher-test"
+        assert resource[attr.TELEMETRY_DISTRO_NAME] == "otel_db"
+        assert resource[attr.TELEMETRY_DISTRO_VERSION] == __version__
+    parents = {span.span.parent_span_id for spans in per_marker.values() for span in spans}
+    workload = [s for s in spans if s.name == "workload"]
+    assert len(workload) == 1 and parents == {workload[0].span.span_id}
+
+
+def test_grpc_export_of_the_acceptance_workload():
+    with OtlpTraceReceiver() as receiver:
+        result = run_script(
+            "workload.py",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _check(spans)
+    assert "falls outside of that range" not in result.stderr
+
+
+def test_http_export_of_the_acceptance_workload():
+    with OtlpHttpTraceReceiver() as receiver:
+        result = run_script(
+            "workload.py",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _check(spans)
+
+
+def test_configure_gives_the_same_result_without_the_launcher():
+    with OtlpTraceReceiver() as receiver:
+        result = run_script(
+            "workload.py",
+            ["--configure"],
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}"},
+            instrumented=False,
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _check(spans)
+
+
+def test_configuring_twice_adds_no_processor_or_resource_entry():
+    once = run_script(
+        "workload.py",
+        ["--configure", "--show-pipeline"],
+        instrumented=False,
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    twice = run_script(
+        "workload.py",
+        ["--configure-twice", "--show-pipeline"],
+        instrumented=False,
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    launched_and_configured = run_script(
+        "workload.py", ["--configure", "--show-pipeline"], env={"OTEL_TRACES_EXPORTER": "console"}
+    )
+    for result in (once, twice, launched_and_configured):
+        assert result.returncode == 0, result.stderr
+
+    def pipeline(result):
+        return [line for line in result.stdout.splitlines() if line.startswith(("PROC", "RES"))]
+
+    assert pipeline(once) == pipeline(twice) == pipeline(launched_and_configured)
+    assert "PROCESSORS=1" in pipeline(once)
+    assert (
+        "Overriding of current TracerProvider" not in twice.stderr + launched_and_configured.stderr
+    )
+
+
+def test_users_semconv_choice_wins():
+    with OtlpTraceReceiver() as receiver:
+        result = run_script(
+            "workload.py",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
+                "OTEL_SEMCONV_STABILITY_OPT_IN": "database/dup,http/dup",
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    per_marker = _spans_per_marker(spans)
+    for marker in MARKERS:
+        (span,) = per_marker[marker]
+        assert attr.DB_QUERY_TEXT in span.attributes, marker
+        assert attr.LEGACY_DB_STATEMENT in span.attributes, marker
+
+
+def test_bad_distro_setting_warns_once_and_telemetry_still_flows():
+    with OtlpTraceReceiver() as receiver:
+        result = run_script(
+            "workload.py",
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
+                "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "fast",
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _check(spans)
+    warnings = [line for line in result.stderr.splitlines() if "SLOW_QUERY_THRESHOLD_MS" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "'fast'" in warnings[0] and "500" in warnings[0]
