@@ -79,8 +79,9 @@ def _create_and_fill(engine: sa.Engine) -> None:
 
 def place_order(engine: sa.Engine, customer_id: int, cents: int) -> None:
     with tracer.start_as_current_span("POST /orders"), Session(engine) as session:
-        with session.begin():  # committed
-            session.add(Order(customer_id=customer_id, total_cents=cents))
+        session.begin()  # committed below
+        session.add(Order(customer_id=customer_id, total_cents=cents))
+        session.commit()
 
 
 def register_duplicate(engine: sa.Engine) -> None:
