@@ -100,3 +100,52 @@ def test_spans_cross_rotel_intact(otlp_receiver: OtlpTraceReceiver, rotel_collec
         assert resource["service.name"] == "otel-db-stack-e2e"
         assert resource["test.run_id"] == run_id
         assert resource["telemetry.sdk.language"] == "python"
+
+
+DEMO_APP = REPO_ROOT / "examples" / "app.py"
+
+
+@pytest.mark.slow
+def test_demo_app_spans_cross_rotel_with_otel_db_attributes(
+    otlp_receiver: OtlpTraceReceiver, rotel_collector: Rotel, tmp_path: Path
+):
+    instrument = shutil.which("opentelemetry-instrument", path=os.path.dirname(sys.executable))
+    assert instrument, "opentelemetry-instrument not installed next to this python"
+    run_id = uuid.uuid4().hex
+    app = subprocess.run(
+        [instrument, sys.executable, str(DEMO_APP)],
+        env=instrumented_env(rotel_collector, run_id),
+        cwd=tmp_path,  # the demo's SQLite file lands here
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert app.returncode == 0, app.stderr
+
+    def arrived(spans):
+        return {"GET /orders", "GET /reports/sales", "POST /customers"} <= {s.name for s in spans}
+
+    try:
+        spans = otlp_receiver.wait_for_spans(arrived, timeout=20)
+    except TimeoutError as error:
+        pytest.fail(f"{error}\napp stderr:\n{app.stderr}\nrotel log:\n{rotel_collector.log()}")
+
+    by_id = {s.span.span_id: s for s in spans}
+    db_spans = [s for s in spans if s.attributes.get(attr.DB_SYSTEM_NAME) == "sqlite"]
+    slow = [s for s in db_spans if s.attributes.get(attr.QUERY_SLOW) is True]
+    assert len(slow) == 1
+    assert slow[0].attributes[attr.QUERY_SLOW_THRESHOLD_MS] == 500.0
+    assert by_id[slow[0].span.parent_span_id].name == "GET /reports/sales"
+    lazy_loads = [
+        s
+        for s in db_spans
+        if by_id.get(s.span.parent_span_id) is not None
+        and by_id[s.span.parent_span_id].name == "GET /orders"
+    ]
+    assert len(lazy_loads) >= 9  # one for the orders, one per order's customer
+    # one span per statement: SQLAlchemy's, with no sqlite3 driver span beside it
+    assert {s.scope_name for s in lazy_loads} == {"otel_db.instrumentation.sqlalchemy"}
+    for span in spans:
+        resource = span.resource_attributes
+        assert resource[attr.TELEMETRY_DISTRO_NAME] == "otel_db"
+        assert resource["test.run_id"] == run_id
