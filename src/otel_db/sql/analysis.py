@@ -33,12 +33,13 @@ class StatementShape:
 def _analyze(text: str) -> StatementShape:
     tokens = tokenize(text[:MAX_STATEMENT_CHARS])
     shape = operation_and_targets(tokens)
+    sanitized = normalize_tokens(tokens)
     return StatementShape(
-        sanitized_text=render(normalize_tokens(tokens)),
+        sanitized_text=render(sanitized),
         operation=shape.operation,
         summary=shape.summary,
         collection=shape.collection,
-        fingerprint=fingerprint_tokens(tokens),
+        fingerprint=fingerprint_tokens(sanitized, sanitized=True),
     )
 
 

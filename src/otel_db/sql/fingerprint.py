@@ -7,7 +7,7 @@ import logging
 from typing import Final
 
 from otel_db.sql.sanitize import MAX_STATEMENT_CHARS, normalize_tokens
-from otel_db.sql.tokenizer import WORD, Token, tokenize
+from otel_db.sql.tokenizer import PLACEHOLDER, WORD, Token, tokenize
 
 _logger = logging.getLogger(__name__)
 
@@ -18,9 +18,17 @@ def _digest(normalized: str) -> str:
     return hashlib.blake2b(normalized.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
-def fingerprint_tokens(tokens: list[Token]) -> str:
-    """Fingerprint already tokenized SQL (see :func:`fingerprint`)."""
-    normalized = normalize_tokens(tokens, hide_placeholders=True)
+def fingerprint_tokens(tokens: list[Token], *, sanitized: bool = False) -> str:
+    """Fingerprint already tokenized SQL (see :func:`fingerprint`).
+
+    With ``sanitized=True``, ``tokens`` is the output of ``normalize_tokens`` (the
+    sanitized text's tokens): shorter, and with nothing left to hide unless it has
+    placeholders.
+    """
+    if sanitized and not any(token.kind == PLACEHOLDER for token in tokens):
+        normalized = tokens
+    else:
+        normalized = normalize_tokens(tokens, hide_placeholders=True)
     return _digest(
         " ".join(token.text.lower() if token.kind == WORD else token.text for token in normalized)
     )

@@ -18,7 +18,6 @@ from otel_db.sql.tokenizer import (
     OPERATOR,
     PLACEHOLDER,
     QUOTED_IDENT,
-    WORD,
     Token,
     tokenize,
 )
@@ -58,6 +57,12 @@ _GROUP_VALUES: Final = 2
 _GROUP_OTHER: Final = 0
 
 
+# What normalize_tokens hides; HIDDEN is included so that normalizing its own
+# output again (to also hide placeholders) gives the same result as one pass.
+_HIDE: Final = LITERAL_KINDS | {HIDDEN}
+_HIDE_WITH_PLACEHOLDERS: Final = _HIDE | {PLACEHOLDER}
+
+
 class _Group:
     __slots__ = ("has_literal", "kind", "open_index", "pure")
 
@@ -77,7 +82,7 @@ def _is_value_in_double_quotes(tokens: list[Token], index: int, out: list[Token]
     prev = out[-1]
     if prev.kind == OPERATOR and prev.text in _COMPARISONS:
         return True
-    if prev.kind == WORD and prev.text.upper() in _PATTERN_WORDS:
+    if prev.upper in _PATTERN_WORDS:
         return True
     return (
         group is not None
@@ -95,7 +100,7 @@ def _is_unary_sign(out: list[Token]) -> bool:
     before = out[-2]
     if before.kind == OPERATOR:
         return before.text != ")"
-    return before.kind == WORD and before.text.upper() in _UNARY_CONTEXT_WORDS
+    return before.upper in _UNARY_CONTEXT_WORDS
 
 
 def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) -> list[Token]:
@@ -107,10 +112,13 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
     out: list[Token] = []
     stack: list[_Group] = []
     values_anchor = -1  # index in ``out`` of the ")" that ended the last VALUES row
-    hidden_kinds = LITERAL_KINDS | {PLACEHOLDER} if hide_placeholders else LITERAL_KINDS
+    hidden_kinds = _HIDE_WITH_PLACEHOLDERS if hide_placeholders else _HIDE
 
+    new = tuple.__new__
+    hidden_token = new(Token, (HIDDEN, _HIDDEN_TOKEN_TEXT, False, ""))
+    hidden_spaced = new(Token, (HIDDEN, _HIDDEN_TOKEN_TEXT, True, ""))
     for index, token in enumerate(tokens):
-        kind, text, spaced = token
+        kind, text, spaced, upper = token
         group = stack[-1] if stack else None
 
         if kind == OPERATOR and text == "(":
@@ -119,14 +127,12 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
             prev = out[-1] if out else None
             new_kind = _GROUP_OTHER
             if prev is not None:
-                if prev.kind == WORD:
-                    upper = prev.text.upper()
-                    if upper == "IN":
-                        new_kind = _GROUP_IN
-                    elif upper == "VALUES":
-                        new_kind = _GROUP_VALUES
-                elif prev.text == "," and len(out) >= 2 and len(out) - 2 == values_anchor:
-                    new_kind = _GROUP_VALUES
+                if prev.upper == "IN":
+                    new_kind = _GROUP_IN
+                elif prev.upper == "VALUES" or (
+                    prev.text == "," and len(out) - 2 == values_anchor >= 0
+                ):
+                    new_kind = _GROUP_VALUES  # a first row, or a further one
             stack.append(_Group(len(out), new_kind))
             out.append(token)
             continue
@@ -137,7 +143,7 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
             collapsible = group.pure and group.has_literal
             if collapsible and group.kind == _GROUP_IN:
                 del out[start + 1 :]
-                out.append(Token(HIDDEN, _HIDDEN_TOKEN_TEXT, False))
+                out.append(hidden_token)
             elif (
                 collapsible
                 and group.kind == _GROUP_VALUES
@@ -153,7 +159,7 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
             continue
 
         if kind in hidden_kinds or (
-            (kind == WORD and text.upper() in _BOOLEAN_WORDS)
+            upper in _BOOLEAN_WORDS
             or (
                 kind == QUOTED_IDENT
                 and text.startswith('"')
@@ -162,10 +168,10 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
         ):
             if kind == NUMBER and not spaced and _is_unary_sign(out):
                 spaced = out.pop().spaced  # "-5" is one literal
-            token = Token(HIDDEN, _HIDDEN_TOKEN_TEXT, spaced)
+            token = hidden_spaced if spaced else hidden_token
             if group is not None:
                 group.has_literal = True
-        elif group is not None and text.upper() not in _LIST_NEUTRAL:
+        elif group is not None and (upper or text) not in _LIST_NEUTRAL:
             group.pure = False
         out.append(token)
     return out

@@ -69,9 +69,7 @@ class QueryShape(NamedTuple):
 
 
 def _is_name(token: Token) -> bool:
-    return token.kind == QUOTED_IDENT or (
-        token.kind == WORD and token.text.upper() not in _RESERVED
-    )
+    return token.kind == QUOTED_IDENT or (token.kind == WORD and token.upper not in _RESERVED)
 
 
 def _read_name(
@@ -97,7 +95,7 @@ def _read_name(
 
 def _skip_alias(tokens: list[Token], i: int) -> int:
     n = len(tokens)
-    if i < n and tokens[i].kind == WORD and tokens[i].text.upper() == "AS":
+    if i < n and tokens[i].upper == "AS":
         i += 1
     if i < n and _is_name(tokens[i]) and not (i + 1 < n and tokens[i + 1].text == "."):
         i += 1
@@ -124,7 +122,7 @@ class _Collector:
 
 
 def _upper(token: Token) -> str:
-    return token.text.upper() if token.kind == WORD else ""
+    return token.upper
 
 
 def operation_and_targets(tokens: list[Token]) -> QueryShape:
@@ -162,7 +160,7 @@ def operation_and_targets(tokens: list[Token]) -> QueryShape:
                 statement_start = False
             i += 1
             continue
-        upper = _upper(token)
+        upper = token.upper
         if upper == "WITH" and statement_start:
             in_with_header = len(active) == 1
             if operation is None and len(active) == 1:
@@ -211,7 +209,7 @@ def _statement(
 ) -> tuple[str | None, int]:
     """Handle a statement keyword at ``i``; return (operation, next index)."""
     n = len(tokens)
-    upper = tokens[i].text.upper()
+    upper = tokens[i].upper
     nxt = _upper(tokens[i + 1]) if i + 1 < n else ""
     if upper == "REPLACE" and nxt != "INTO":
         return None, i + 1  # the REPLACE() function

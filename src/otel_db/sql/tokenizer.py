@@ -46,20 +46,28 @@ class Token(NamedTuple):
     text: str
     # Whether whitespace or a comment separated this token from the previous one.
     spaced: bool
+    # ``text.upper()`` for words (keywords are case-insensitive), "" otherwise.
+    upper: str = ""
 
 
+# Leading whitespace is absorbed into each match (group "gap") so that one match is
+# one token; the most frequent kinds (words, punctuation) are tried first.
 _PATTERN: Final = re.compile(
     r"""
-    (?P<space>\s+)
+    (?P<gap>\s*)
+    (?:
+      (?P<word>(?!(?:[EeNnXxBb]|[Uu]&)')[^\W\d][\w$]*)
+    | (?P<op>::|<=|>=|<>|!=|\|\||->>|->|[(),;=*]|\.(?!\d))
     | (?P<comment>--[^\n]*|\#(?![>\-])[^\n]*|/\*.*?(?:\*/|\Z))
     | (?P<string>(?:[EeNnXxBb]|[Uu]&)?'[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\?\Z))
-    | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z))
-    | (?P<ident>"[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z))
     | (?P<hexnum>0[xX][0-9A-Fa-f]+|0[bB][01]+)
     | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z))
+    | (?P<ident>"[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z))
     | (?P<placeholder>%\([^)%\s]{0,128}\)s|%s|\$\d+|\?|:[^\W\d]\w*|:\d+)
-    | (?P<word>[^\W\d][\w$]*)
-    | (?P<op>::|<=|>=|<>|!=|\|\||->>|->|.)
+    | (?P<other>.)
+    | \Z
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -73,6 +81,7 @@ _KIND_OF_GROUP: Final = {
     "placeholder": PLACEHOLDER,
     "word": WORD,
     "op": OPERATOR,
+    "other": OPERATOR,
 }
 
 
@@ -97,16 +106,28 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     append = tokens.append
     kinds = _KIND_OF_GROUP
+    new = tuple.__new__  # Token(...) goes through a Python-level __new__: slower
     spaced = False
+    end = len(text)
     for match in _PATTERN.finditer(text):
         group = match.lastgroup
-        if group == "space" or group == "comment":
+        if group == "gap" or group is None:
+            break  # only trailing whitespace was left
+        if match.end("gap") > match.start():
+            spaced = True
+        if group == "comment":
             spaced = True
             continue
-        value = match.group()
+        value = match.group(group)
         kind = kinds[group]
-        if kind == QUOTED_IDENT and match.end() == len(text) and not _closed(value):
-            kind = STRING  # an unterminated identifier may hide anything: treat as literal
-        append(Token(kind, value, spaced))
+        if kind == WORD:
+            append(new(Token, (WORD, value, spaced, value.upper())))
+        else:
+            if kind == QUOTED_IDENT and match.end() == end and not _closed(value):
+                kind = STRING  # an unterminated identifier may hide anything: hide it
+            append(new(Token, (kind, value, spaced, "")))
         spaced = False
+    if tokens:
+        first = tokens[0]
+        tokens[0] = new(Token, (first.kind, first.text, False, first.upper))
     return tokens

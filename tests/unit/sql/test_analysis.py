@@ -113,3 +113,18 @@ def test_redis_fingerprint_depends_only_on_the_command() -> None:
 def test_redis_empty_and_bad_input() -> None:
     assert analyze_redis_command("").operation is None
     assert analyze_redis_command(None).sanitized_text in ("", "?")  # type: ignore[arg-type]
+
+
+_sqlish = st.lists(
+    st.sampled_from(
+        ["SELECT", "a", ",", "FROM", "t", "WHERE", "=", "(", ")", "IN", "VALUES", "1", "-",
+         "'x'", "%s", "$1", ":n", '"q"', "NULL", "TRUE", ";", "INSERT", "INTO", "-- c\n"]
+    ),
+    max_size=30,
+).map(" ".join)  # fmt: skip
+
+
+@given(_sqlish)
+def test_statement_fingerprint_matches_standalone_fingerprint(text: str) -> None:
+    # analyze_statement fingerprints the sanitized tokens; fingerprint() the raw ones.
+    assert analyze_statement(text).fingerprint == fingerprint(text)
