@@ -89,7 +89,7 @@ def _provider(processor: SpanProcessor) -> TracerProvider:
 
 def _statements_under_parents(tracer: trace.Tracer, parents: int) -> None:
     attributes = _db_attributes()
-    for p in range(parents):
+    for _ in range(parents):
         with tracer.start_as_current_span("GET /items", kind=SpanKind.SERVER):
             for _ in range(STATEMENTS_PER_PARENT):
                 span = tracer.start_span("SELECT test", kind=SpanKind.CLIENT, attributes=attributes)
