@@ -12,6 +12,7 @@ from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
+from otel_db.env_hygiene import repair_environment
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
 
@@ -23,6 +24,7 @@ CONFIGURATOR_NAME = "otel_db"
 
 def apply_environment_defaults(environ: MutableMapping[str, str]) -> None:
     """Fill in what otel_db needs where the user set nothing; the user's values win."""
+    repair_environment(environ)  # bad OTEL_* values: one warning each, never a dead SDK
     environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
     # Metrics follow traces: a terminal-only or disabled traces set-up must not start
     # pushing metrics to a collector that is not there.
