@@ -62,6 +62,17 @@ _RESERVED: Final = frozenset(
 )  # fmt: skip
 
 
+_TABLE_INTRODUCERS: Final = frozenset({"FROM", "JOIN", "USING", "STRAIGHT_JOIN"})
+_CTE_INTRODUCERS: Final = frozenset({"WITH", "RECURSIVE"})
+_STATEMENT_PREFIXES: Final = frozenset({"EXPLAIN", "ANALYZE"})
+# Words after which a statement keyword (INSERT, UPDATE, ...) starts a statement.
+_STATEMENT_MAY_FOLLOW: Final = frozenset(
+    {"EXPLAIN", "ANALYZE", "VERBOSE", "UNION", "ALL", "EXCEPT", "INTERSECT", "DISTINCT", "AS"}
+)
+# Words the main loop of operation_and_targets acts on; anything else is skipped fast.
+_SUMMARY_WORDS: Final = _STATEMENT_KEYWORDS | _TABLE_INTRODUCERS | _STATEMENT_MAY_FOLLOW | {"WITH"}
+
+
 class QueryShape(NamedTuple):
     operation: str | None
     summary: str | None
@@ -161,23 +172,28 @@ def operation_and_targets(tokens: list[Token]) -> QueryShape:
             i += 1
             continue
         upper = token.upper
+        if upper not in _SUMMARY_WORDS:
+            # A plain name or keyword. The only thing to learn: "name AS (" after
+            # WITH/RECURSIVE/"," names a common table expression, not a table.
+            if (
+                i + 2 < n
+                and tokens[i + 1].upper == "AS"
+                and tokens[i + 2].text == "("
+                and i > 0
+                and (tokens[i - 1].text == "," or tokens[i - 1].upper in _CTE_INTRODUCERS)
+            ):
+                out.ctes.add(text)
+                i += 2
+            else:
+                i += 1
+            statement_start = False
+            continue
         if upper == "WITH" and statement_start:
             in_with_header = len(active) == 1
             if operation is None and len(active) == 1:
                 operation = "WITH"  # replaced by the main statement's keyword below
             i += 2 if i + 1 < n and _upper(tokens[i + 1]) == "RECURSIVE" else 1
             statement_start = False
-            continue
-        if (
-            token.kind in (WORD, QUOTED_IDENT)
-            and i + 2 < n
-            and _upper(tokens[i + 1]) == "AS"
-            and tokens[i + 2].text == "("
-            and i > 0
-            and (tokens[i - 1].text == "," or _upper(tokens[i - 1]) in ("WITH", "RECURSIVE"))
-        ):
-            out.ctes.add(text)  # a common table expression: "name AS (...)"
-            i += 2
             continue
         if upper in _STATEMENT_KEYWORDS and (statement_start or upper == "SELECT"):
             op, i = _statement(tokens, i, out, all_targets)
@@ -186,14 +202,13 @@ def operation_and_targets(tokens: list[Token]) -> QueryShape:
                 if len(active) == 1 and (operation is None or operation == "WITH"):
                     operation = op
                     in_with_header = False
-            statement_start = op in ("EXPLAIN", "ANALYZE")
+            statement_start = op in _STATEMENT_PREFIXES
             continue
-        if upper in ("FROM", "JOIN", "USING", "STRAIGHT_JOIN") and active[-1]:
+        if upper in _TABLE_INTRODUCERS and active[-1]:
             i = _table_list(tokens, i + 1, out, all_targets, allow_comma=upper == "FROM")
             statement_start = False
             continue
-        statement_start = upper in ("EXPLAIN", "ANALYZE", "VERBOSE", "UNION", "ALL", "EXCEPT",
-                                    "INTERSECT", "DISTINCT", "AS")  # fmt: skip
+        statement_start = upper in _STATEMENT_MAY_FOLLOW
         i += 1
 
     if operation is None:

@@ -50,43 +50,72 @@ class Token(NamedTuple):
     upper: str = ""
 
 
-# Leading whitespace is absorbed into each match (group "gap") so that one match is
-# one token; the most frequent kinds (words, punctuation) are tried first.
+# One match is one token: (leading whitespace, word, anything else, dollar tag).
+# Words, the most frequent token, get their own group; every other token is told
+# apart by its first character (see _kind_of), which is cheaper than a named group
+# per kind. Each alternative either consumes what it matches without backtracking
+# across the input, or runs to the end of input (\Z) when unterminated.
 _PATTERN: Final = re.compile(
     r"""
-    (?P<gap>\s*)
+    (\s*)
     (?:
-      (?P<word>(?!(?:[EeNnXxBb]|[Uu]&)')[^\W\d][\w$]*)
-    | (?P<op>::|<=|>=|<>|!=|\|\||->>|->|[(),;=*]|\.(?!\d))
-    | (?P<comment>--[^\n]*|\#(?![>\-])[^\n]*|/\*.*?(?:\*/|\Z))
-    | (?P<string>(?:[EeNnXxBb]|[Uu]&)?'[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\?\Z))
-    | (?P<hexnum>0[xX][0-9A-Fa-f]+|0[bB][01]+)
-    | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-    | (?P<dollar>\$(?P<tag>(?:[^\W\d]\w*)?)\$.*?(?:\$(?P=tag)\$|\Z))
-    | (?P<ident>"[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z))
-    | (?P<placeholder>%\([^)%\s]{0,128}\)s|%s|\$\d+|\?|:[^\W\d]\w*|:\d+)
-    | (?P<other>.)
+      ((?!(?:[EeNnXxBb]|[Uu]&)')[^\W\d][\w$]*)
+    | (
+        ::|<=|>=|<>|!=|\|\||->>|->|[(),;=*]|\.(?!\d)
+      | --[^\n]*|\#(?![>\-])[^\n]+|/\*.*?(?:\*/|\Z)
+      | (?:[EeNnXxBb]|[Uu]&)?'[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\?\Z)
+      | 0[xX][0-9A-Fa-f]+|0[bB][01]+
+      | (?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?
+      | \$((?:[^\W\d]\w*)?)\$.*?(?:\$\4\$|\Z)
+      | "[^"]*(?:""[^"]*)*(?:"|\Z)|`[^`]*(?:``[^`]*)*(?:`|\Z)
+      | %\([^)%\s]{0,128}\)s|%s|\$\d+|\?|:[^\W\d]\w*|:\d+
+      | .
+      )
     | \Z
     )
     """,
     re.VERBOSE | re.DOTALL,
 )
 
-_KIND_OF_GROUP: Final = {
-    "string": STRING,
-    "dollar": STRING,
-    "ident": QUOTED_IDENT,
-    "hexnum": NUMBER,
-    "number": NUMBER,
-    "placeholder": PLACEHOLDER,
-    "word": WORD,
-    "op": OPERATOR,
-    "other": OPERATOR,
+_COMMENT: Final = "comment"
+_FIRST_CHAR_KIND: Final = {
+    "'": STRING,
+    '"': QUOTED_IDENT,
+    "`": QUOTED_IDENT,
+    "?": PLACEHOLDER,
+    **dict.fromkeys("0123456789", NUMBER),
+    **dict.fromkeys("EeNnXxBbUu", STRING),  # E'..', N'..', X'..', B'..', U&'..'
 }
 
 
+def _kind_of(token: str) -> str:
+    kind = _FIRST_CHAR_KIND.get(token[0])
+    if kind is not None:
+        return kind
+    if token[0].isdigit():
+        return NUMBER  # digits of other scripts
+    if len(token) == 1:
+        return OPERATOR
+    first, second = token[0], token[1]
+    if first == "-":
+        return _COMMENT if second == "-" else OPERATOR
+    if first == "/":
+        return _COMMENT if second == "*" else OPERATOR
+    if first == "#":
+        return _COMMENT
+    if first == ".":
+        return NUMBER
+    if first == "$":
+        return PLACEHOLDER if second.isdigit() else STRING
+    if first == "%":
+        return PLACEHOLDER
+    if first == ":":
+        return OPERATOR if second == ":" else PLACEHOLDER
+    return OPERATOR
+
+
 def _closed(quoted: str) -> bool:
-    """Whether a quoted identifier that runs to the end of input has its closing quote.
+    """Whether a quoted identifier has its closing quote.
 
     Doubled quotes inside are escapes, so it is closed when it ends in an odd run
     of quote characters after the opening one.
@@ -105,29 +134,27 @@ def tokenize(text: str) -> list[Token]:
     """
     tokens: list[Token] = []
     append = tokens.append
-    kinds = _KIND_OF_GROUP
     new = tuple.__new__  # Token(...) goes through a Python-level __new__: slower
+    kind_of = _kind_of
     spaced = False
-    end = len(text)
-    for match in _PATTERN.finditer(text):
-        group = match.lastgroup
-        if group == "gap" or group is None:
-            break  # only trailing whitespace was left
-        if match.end("gap") > match.start():
+    for gap, word, other, _tag in _PATTERN.findall(text):
+        if gap:
             spaced = True
-        if group == "comment":
-            spaced = True
-            continue
-        value = match.group(group)
-        kind = kinds[group]
-        if kind == WORD:
-            append(new(Token, (WORD, value, spaced, value.upper())))
+        if word:
+            append(new(Token, (WORD, word, spaced, word.upper())))
+        elif other:
+            kind = kind_of(other)
+            if kind == _COMMENT:
+                spaced = True
+                continue
+            append(new(Token, (kind, other, spaced, "")))
         else:
-            if kind == QUOTED_IDENT and match.end() == end and not _closed(value):
-                kind = STRING  # an unterminated identifier may hide anything: hide it
-            append(new(Token, (kind, value, spaced, "")))
+            break  # end of input
         spaced = False
     if tokens:
-        first = tokens[0]
+        first, last = tokens[0], tokens[-1]
         tokens[0] = new(Token, (first.kind, first.text, False, first.upper))
+        if last.kind == QUOTED_IDENT and not _closed(last.text):
+            # Only the last token can be unterminated; it may hide anything.
+            tokens[-1] = new(Token, (STRING, last.text, last.spaced, ""))
     return tokens
