@@ -14,8 +14,13 @@ from otel_db.sql.tokenizer import tokenize
 
 _logger = logging.getLogger(__name__)
 
-#: Distinct statement texts remembered by :func:`analyze_statement`.
+#: Distinct statement texts remembered by :func:`analyze_statement`: up to
+#: CACHE_SIZE statements of at most SMALL_STATEMENT_CHARS characters, and
+#: LARGE_CACHE_SIZE longer ones, so the caches hold at most a few MB whatever the
+#: application sends (a cached entry keeps the text and its sanitized form).
 CACHE_SIZE: Final = 2048
+SMALL_STATEMENT_CHARS: Final = 1024
+LARGE_CACHE_SIZE: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +34,6 @@ class StatementShape:
     fingerprint: str  # otel_db.query.fingerprint, 16 lowercase hex chars
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
 def _analyze(text: str) -> StatementShape:
     tokens = tokenize(text[:MAX_STATEMENT_CHARS])
     shape = operation_and_targets(tokens)
@@ -43,14 +47,20 @@ def _analyze(text: str) -> StatementShape:
     )
 
 
+_analyze_small = functools.lru_cache(maxsize=CACHE_SIZE)(_analyze)
+_analyze_large = functools.lru_cache(maxsize=LARGE_CACHE_SIZE)(_analyze)
+
+
 def analyze_statement(text: str) -> StatementShape:
     """Sanitized text, operation, summary, collection and fingerprint of ``text``.
 
-    Results are cached (LRU, :data:`CACHE_SIZE` entries) by the exact text, so a
+    Results are cached (LRU, see :data:`CACHE_SIZE`) by the exact text, so a
     statement an application runs over and over is analysed once. Never raises.
     """
     try:
-        return _analyze(text)
+        if len(text) <= SMALL_STATEMENT_CHARS:
+            return _analyze_small(text)
+        return _analyze_large(text)
     except Exception:
         _logger.debug("otel_db: could not analyze a statement", exc_info=True)
         try:

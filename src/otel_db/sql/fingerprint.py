@@ -7,7 +7,7 @@ import logging
 from typing import Final
 
 from otel_db.sql.sanitize import MAX_STATEMENT_CHARS, normalize_tokens
-from otel_db.sql.tokenizer import PLACEHOLDER, WORD, Token, tokenize
+from otel_db.sql.tokenizer import PLACEHOLDER, Token, tokenize
 
 _logger = logging.getLogger(__name__)
 
@@ -25,13 +25,12 @@ def fingerprint_tokens(tokens: list[Token], *, sanitized: bool = False) -> str:
     sanitized text's tokens): shorter, and with nothing left to hide unless it has
     placeholders.
     """
-    if sanitized and not any(token.kind == PLACEHOLDER for token in tokens):
+    if sanitized and PLACEHOLDER not in {token.kind for token in tokens}:
         normalized = tokens
     else:
         normalized = normalize_tokens(tokens, hide_placeholders=True)
-    return _digest(
-        " ".join(token.text.lower() if token.kind == WORD else token.text for token in normalized)
-    )
+    # Words are case-insensitive: their upper-cased form stands for them.
+    return _digest(" ".join([token.upper or token.text for token in normalized]))
 
 
 def fingerprint(text: str) -> str:

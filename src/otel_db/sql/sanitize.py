@@ -18,6 +18,7 @@ from otel_db.sql.tokenizer import (
     OPERATOR,
     PLACEHOLDER,
     QUOTED_IDENT,
+    WORD,
     Token,
     tokenize,
 )
@@ -117,11 +118,25 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
     new = tuple.__new__
     hidden_token = new(Token, (HIDDEN, _HIDDEN_TOKEN_TEXT, False, ""))
     hidden_spaced = new(Token, (HIDDEN, _HIDDEN_TOKEN_TEXT, True, ""))
+    append = out.append
+    neutral = _LIST_NEUTRAL
     for index, token in enumerate(tokens):
         kind, text, spaced, upper = token
-        group = stack[-1] if stack else None
 
-        if kind == OPERATOR and text == "(":
+        # The common cases first: plain words and punctuation.
+        if kind == WORD and upper not in _BOOLEAN_WORDS:
+            if stack and upper not in neutral:
+                stack[-1].pure = False
+            append(token)
+            continue
+        if kind == OPERATOR and text != "(" and text != ")":
+            if stack and text not in neutral:
+                stack[-1].pure = False
+            append(token)
+            continue
+
+        group = stack[-1] if stack else None
+        if text == "(" and kind == OPERATOR:
             if group is not None:
                 group.pure = False
             prev = out[-1] if out else None
@@ -134,16 +149,19 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
                 ):
                     new_kind = _GROUP_VALUES  # a first row, or a further one
             stack.append(_Group(len(out), new_kind))
-            out.append(token)
+            append(token)
             continue
 
-        if kind == OPERATOR and text == ")" and group is not None:
+        if text == ")" and kind == OPERATOR:
+            if group is None:
+                append(token)
+                continue
             stack.pop()
             start = group.open_index
             collapsible = group.pure and group.has_literal
             if collapsible and group.kind == _GROUP_IN:
                 del out[start + 1 :]
-                out.append(hidden_token)
+                append(hidden_token)
             elif (
                 collapsible
                 and group.kind == _GROUP_VALUES
@@ -153,13 +171,14 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
             ):
                 del out[start - 1 :]  # a further row of literals: fold into the first
                 continue
-            out.append(token)
+            append(token)
             if group.kind == _GROUP_VALUES:
                 values_anchor = len(out) - 1
             continue
 
-        if kind in hidden_kinds or (
-            upper in _BOOLEAN_WORDS
+        if (
+            kind in hidden_kinds
+            or kind == WORD  # TRUE / FALSE
             or (
                 kind == QUOTED_IDENT
                 and text.startswith('"')
@@ -171,21 +190,16 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
             token = hidden_spaced if spaced else hidden_token
             if group is not None:
                 group.has_literal = True
-        elif group is not None and (upper or text) not in _LIST_NEUTRAL:
-            group.pure = False
-        out.append(token)
+        elif group is not None:
+            group.pure = False  # a placeholder (when kept) or an identifier
+        append(token)
     return out
 
 
 def render(tokens: list[Token]) -> str:
     """Rebuild text, with a single space wherever the original had any gap."""
-    parts: list[str] = []
-    append = parts.append
-    for token in tokens:
-        if token.spaced and parts:
-            append(" ")
-        append(token.text)
-    return "".join(parts)
+    text = "".join([" " + token.text if token.spaced else token.text for token in tokens])
+    return text[1:] if text.startswith(" ") else text
 
 
 def sanitize(text: str) -> str:

@@ -33,6 +33,14 @@ def test_analysis_is_cached_and_immutable() -> None:
         first.operation = "DELETE"  # type: ignore[misc]
 
 
+def test_long_statements_use_the_small_large_cache() -> None:
+    long_statement = "SELECT " + ", ".join(f"column_{i}" for i in range(300)) + " FROM wide"
+    assert len(long_statement) > 1024
+    first = analyze_statement(long_statement)
+    assert analyze_statement(long_statement) is first
+    assert first.summary == "SELECT wide"
+
+
 def test_analyze_statement_never_raises() -> None:
     shape = analyze_statement(None)  # type: ignore[arg-type]
     assert shape.sanitized_text == "?"
