@@ -62,3 +62,11 @@ OTEL_PYTHON_DB_POOL_ATTRIBUTES = "OTEL_PYTHON_DB_POOL_ATTRIBUTES"
 
 Put connection-pool attributes on statement spans. Default: true.
 """
+
+OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS = "OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS"
+"""
+.. envvar:: OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS
+
+Longest time the process spends exporting at exit or on SIGTERM, across all exporters;
+what is still queued then is counted and reported. Default: 5000.
+"""

@@ -37,6 +37,7 @@ class Settings:
     sqlcommenter: bool = False
     transaction_spans: bool = True
     pool_attributes: bool = True
+    shutdown_timeout_ms: float = 5000.0
     sdk_disabled: bool = False
     service_name: str = DEFAULT_SERVICE_NAME
     disabled_instrumentations: frozenset[str] = field(default_factory=frozenset)
@@ -83,6 +84,12 @@ class _Parser:
             ),
             pool_attributes=self._bool(
                 env.OTEL_PYTHON_DB_POOL_ATTRIBUTES, defaults.pool_attributes
+            ),
+            shutdown_timeout_ms=self._number(
+                env.OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS,
+                defaults.shutdown_timeout_ms,
+                float,
+                minimum=0.0,
             ),
             sdk_disabled=self._bool("OTEL_SDK_DISABLED", False),
             service_name=self._service_name(),

@@ -1,0 +1,124 @@
+"""What could not be exported and why, in one line, rate-limited."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from otel_db.env_hygiene import mask_credentials
+
+_logger = logging.getLogger("otel_db.export")
+
+#: Loggers of the OTLP exporters, whose last error line is the "why" of a failed batch.
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._common",
+)
+
+REPORT_INTERVAL_S = 60.0
+
+
+class ExporterErrorCapture(logging.Filter):
+    """Remembers the exporters' last warning/error (masked) without changing their output.
+
+    A filter rather than a handler: adding a handler would silence the records for an
+    app that configured no logging (Python's last-resort handler only runs when no
+    handler exists anywhere up the chain).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_error: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            try:
+                message = record.getMessage()
+            except Exception:
+                return True
+            masked = mask_credentials(message)
+            if masked != message:  # never let a URL's user:password reach a log line
+                record.msg, record.args = masked, None
+            self.last_error = masked[:300]
+        return True
+
+
+ERRORS = ExporterErrorCapture()
+
+
+def attach_error_capture() -> None:
+    for name in EXPORTER_LOGGERS:
+        exporter_logger = logging.getLogger(name)
+        if ERRORS not in exporter_logger.filters:
+            exporter_logger.addFilter(ERRORS)
+
+
+class ExportReport:
+    """Counters of one processor and the lines that tell the user about them."""
+
+    def __init__(self, target: str, interval_s: float = REPORT_INTERVAL_S) -> None:
+        self.target = target
+        self.interval_s = interval_s
+        self.exported = 0
+        self.failed_attempts = 0
+        self.dropped_overflow = 0
+        self.lost_at_exit = 0
+        self.last_reason: str | None = None
+        self._failing_since: float | None = None
+        self._last_line = 0.0
+        self._lock = threading.Lock()
+
+    def failure(self, reason: str, pending: int, capacity: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.failed_attempts += 1
+            self.last_reason = reason
+            first = self._failing_since is None
+            if first:
+                self._failing_since = now
+            due = first or now - self._last_line >= self.interval_s
+            if due:
+                self._last_line = now
+        if due:
+            _logger.warning(
+                "otel_db: exporting spans to %s is failing (%s); %d spans kept for retry "
+                "(buffer %d/%d), %d dropped so far (buffer full). Retrying with backoff.",
+                self.target,
+                reason,
+                pending,
+                pending,
+                capacity,
+                self.dropped_overflow,
+            )
+
+    def success(self, count: int) -> None:
+        with self._lock:
+            self.exported += count
+            recovered = self._failing_since is not None
+            outage = time.monotonic() - self._failing_since if recovered else 0.0
+            self._failing_since = None
+        if recovered:
+            _logger.warning(
+                "otel_db: exporting spans to %s works again after %.1f s; %d spans dropped "
+                "during the outage (buffer full).",
+                self.target,
+                outage,
+                self.dropped_overflow,
+            )
+
+    def at_exit(self, lost: int, why: str) -> None:
+        self.lost_at_exit += lost
+        if lost or self.dropped_overflow:
+            _logger.warning(
+                "otel_db: at exit, %d spans could not be exported to %s (%s) and %d were "
+                "dropped earlier because the buffer was full; %d were exported. Last "
+                "export error: %s",
+                lost,
+                self.target,
+                why,
+                self.dropped_overflow,
+                self.exported,
+                self.last_reason or "none",
+            )
