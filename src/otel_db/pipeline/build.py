@@ -8,6 +8,10 @@ import os
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otel_db.enrichers.db_errors import DatabaseErrorEnricher
+from otel_db.enrichers.n_plus_one import NPlusOneDetector
+from otel_db.enrichers.query_sanitizer import ErrorMessageScrubber
+from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
 from otel_db.export import ResilientBatchProcessor, install_exit_handling
 from otel_db.export.resilient import DEFAULT_CAPACITY
@@ -29,7 +33,13 @@ _BSP_DEFAULTS = {
 
 def build_enrichers(settings: Settings) -> list[SpanEnricher]:
     """The enrichment steps, in the order they run on each span."""
-    return [SlowQueryRule(settings.slow_query_threshold_ms)]
+    return [
+        QueryShapeEnricher(settings.sanitize_queries),  # first: later steps see sanitized text
+        DatabaseErrorEnricher(),  # classifies from the raw message, before it is scrubbed
+        *([ErrorMessageScrubber()] if settings.sanitize_queries else []),
+        NPlusOneDetector(settings.n_plus_one_threshold),
+        SlowQueryRule(settings.slow_query_threshold_ms),
+    ]
 
 
 def batch_processor(exporter: SpanExporter, settings: Settings | None = None) -> SpanProcessor:

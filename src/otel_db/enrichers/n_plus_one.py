@@ -1,0 +1,145 @@
+"""N+1 detection: the same statement fingerprint, over and over, under one parent.
+
+The parent is the nearest enclosing span that is neither a database statement nor a
+transaction span (the request, job or function span of the application). Each span's
+application ancestor is resolved when the span starts, while the parent chain is still
+live, so a statement inside a transaction span counts for the application span above
+it. Counting happens when a statement ends, after :class:`QueryShapeEnricher` gave it
+a fingerprint and sanitized text.
+
+The parent is still open when its statements end: its attributes are set on the live
+span, so whatever processes the parent later sees them. Statement spans are marked
+``otel_db.n_plus_one`` from the one that reaches the threshold onward; the earlier ones
+have already been handed to the exporters and are not held back for this (holding
+every statement until its parent ends would delay and buffer all database spans).
+The parent's ``otel_db.n_plus_one.count`` gives the full count.
+
+Memory: one entry per started, unfinished span and one per parent that issued
+statements, both capped (oldest dropped first) for spans that never end, and dropped
+when the span ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Span
+from opentelemetry.trace import SpanKind
+
+from otel_db import attributes as attr
+from otel_db.pipeline.db_span import db_system
+from otel_db.pipeline.draft import SpanDraft
+from otel_db.pipeline.enricher import SpanEnricher
+
+#: Live spans whose application ancestor is remembered.
+MAX_TRACKED_SPANS: Final = 16384
+#: Application spans with statement counts.
+MAX_TRACKED_PARENTS: Final = 4096
+#: Distinct fingerprints counted per parent; further ones only add to the total.
+MAX_FINGERPRINTS_PER_PARENT: Final = 256
+
+
+def _is_database_or_transaction(span: Span) -> bool:
+    if span.kind is not SpanKind.CLIENT:
+        return False
+    attributes = span.attributes or {}
+    return db_system(attributes) is not None or attr.TRANSACTION_ID in attributes
+
+
+class _ParentCounts:
+    __slots__ = ("by_fingerprint", "detected_count", "span", "total")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.total = 0
+        self.by_fingerprint: dict[str, int] = {}
+        self.detected_count = 0
+
+
+class NPlusOneDetector(SpanEnricher):
+    """Counts statements per application span; flags a fingerprint repeated ``threshold``
+    times (``0`` turns detection off; ``otel_db.query.count`` is still recorded)."""
+
+    name = "n-plus-one"
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = int(threshold)
+        self._ancestors: dict[int, Span | None] = {}
+        self._parents: dict[int, _ParentCounts] = {}
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Context | None) -> None:
+        parent = trace.get_current_span(parent_context)
+        if not isinstance(parent, Span) or not parent.is_recording():
+            return
+        # A statement inside a transaction span counts for the span above the transaction.
+        ancestor = (
+            self._ancestors.get(parent.context.span_id)
+            if _is_database_or_transaction(parent)
+            else parent
+        )
+        if ancestor is None:
+            return
+        ancestors = self._ancestors
+        with self._lock:
+            if len(ancestors) >= MAX_TRACKED_SPANS:
+                del ancestors[next(iter(ancestors))]
+            ancestors[span.context.span_id] = ancestor
+
+    def on_end(self, draft: SpanDraft) -> None:
+        span_id = draft.span.context.span_id
+        with self._lock:
+            ancestor = self._ancestors.pop(span_id, None)
+            # This span may itself be a parent: its counts end with it.
+            self._parents.pop(span_id, None)
+        if ancestor is None:
+            return
+        fingerprint = draft.attributes.get(attr.QUERY_FINGERPRINT)
+        if not isinstance(fingerprint, str) or draft.span.kind is not SpanKind.CLIENT:
+            return
+        self._count(draft, ancestor, fingerprint)
+
+    def _count(self, draft: SpanDraft, parent: Span, fingerprint: str) -> None:
+        parent_id = parent.context.span_id
+        with self._lock:
+            counts = self._parents.get(parent_id)
+            if counts is None:
+                if not parent.is_recording():
+                    return  # the parent ended first (fire-and-forget work)
+                if len(self._parents) >= MAX_TRACKED_PARENTS:
+                    del self._parents[next(iter(self._parents))]
+                counts = self._parents[parent_id] = _ParentCounts(parent)
+            counts.total += 1
+            total = counts.total
+            seen = counts.by_fingerprint.get(fingerprint)
+            if seen is not None or len(counts.by_fingerprint) < MAX_FINGERPRINTS_PER_PARENT:
+                seen = (seen or 0) + 1
+                counts.by_fingerprint[fingerprint] = seen
+            repeated = self.threshold > 0 and seen is not None and seen >= self.threshold
+            worst = repeated and seen > counts.detected_count
+            if worst:
+                counts.detected_count = seen
+        if not parent.is_recording():
+            return
+        parent.set_attribute(attr.QUERY_COUNT, total)
+        if not repeated:
+            return
+        draft.set_attribute(attr.N_PLUS_ONE, True)
+        if worst:
+            attributes = draft.attributes
+            query = attributes.get(attr.DB_QUERY_SUMMARY) or attributes.get(attr.DB_QUERY_TEXT)
+            parent.set_attributes(
+                {
+                    attr.N_PLUS_ONE_DETECTED: True,
+                    attr.N_PLUS_ONE_COUNT: seen,
+                    attr.N_PLUS_ONE_QUERY: str(query or fingerprint),
+                }
+            )
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._ancestors.clear()
+            self._parents.clear()

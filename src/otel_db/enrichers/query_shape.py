@@ -1,0 +1,97 @@
+"""Sanitized text, summary, collection, fingerprint and name of every statement span.
+
+Runs first among the enrichers: everything after it (N+1 detection, the terminal
+exporter, the collector) only ever sees the sanitized text. The analysis itself lives
+in :mod:`otel_db.sql` and is cached per statement text, so a statement the application
+runs over and over costs a dictionary lookup here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from otel_db import attributes as attr
+from otel_db.pipeline.db_span import db_system
+from otel_db.pipeline.draft import SpanDraft
+from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.sql.analysis import StatementShape, analyze_redis_command, analyze_statement
+from otel_db.sql.fingerprint import fingerprint_redis_command
+
+_REDIS = "redis"
+# Contrib's Redis instrumentation joins the commands of a pipeline with newlines.
+_PIPELINE_SEPARATOR = "\n"
+
+
+def redis_shape(text: str) -> StatementShape:
+    """Shape of a Redis command or pipeline; a pipeline is named per the conventions'
+    batch rule: ``BATCH GET`` when every command is a GET, else ``BATCH``."""
+    if _PIPELINE_SEPARATOR not in text:
+        return analyze_redis_command(text)
+    shapes = [analyze_redis_command(line) for line in text.split(_PIPELINE_SEPARATOR) if line]
+    operations = {shape.operation for shape in shapes}
+    operation = f"BATCH {operations.pop()}" if len(operations) == 1 else "BATCH"
+    sanitized = _PIPELINE_SEPARATOR.join(shape.sanitized_text for shape in shapes)
+    return StatementShape(
+        sanitized, operation, operation, None, fingerprint_redis_command(operation)
+    )
+
+
+def span_name(shape: StatementShape, attributes: Mapping[str, AttributeValue]) -> str | None:
+    """The conventions' name: ``{db.query.summary}``, else ``{db.operation.name} {target}``."""
+    if shape.summary:
+        return shape.summary
+    operation = shape.operation or attributes.get(attr.DB_OPERATION_NAME)
+    target = (
+        attributes.get(attr.DB_COLLECTION_NAME)
+        or attributes.get(attr.DB_NAMESPACE)
+        or attributes.get(attr.LEGACY_DB_NAME)
+    )
+    if operation and target:
+        return f"{operation} {target}"
+    return str(operation or target or "") or None
+
+
+class QueryShapeEnricher(SpanEnricher):
+    """Writes ``db.query.summary``, ``db.collection.name``, ``otel_db.query.fingerprint``,
+    the conventions' span name and, when sanitizing, the literal-free ``db.query.text``."""
+
+    name = "query-shape"
+
+    def __init__(self, sanitize: bool = True) -> None:
+        self.sanitize = sanitize
+
+    def on_end(self, draft: SpanDraft) -> None:
+        span = draft.span
+        if span.kind is not SpanKind.CLIENT:
+            return
+        attributes = span.attributes or {}
+        system = db_system(attributes)
+        if system is None:
+            return
+        text_key = attr.DB_QUERY_TEXT if attr.DB_QUERY_TEXT in attributes else None
+        if text_key is None and attr.LEGACY_DB_STATEMENT in attributes:
+            text_key = attr.LEGACY_DB_STATEMENT
+        if text_key is None:
+            return  # a transaction or connection span: nothing to analyse
+        text = attributes[text_key]
+        if not isinstance(text, str):
+            return
+        shape = redis_shape(text) if system == _REDIS else analyze_statement(text)
+        updates: dict[str, AttributeValue] = {attr.QUERY_FINGERPRINT: shape.fingerprint}
+        if self.sanitize:
+            for key in (attr.DB_QUERY_TEXT, attr.LEGACY_DB_STATEMENT):
+                if key in attributes and attributes[key] != shape.sanitized_text:
+                    updates[key] = shape.sanitized_text
+        if shape.summary:
+            updates[attr.DB_QUERY_SUMMARY] = shape.summary
+        if shape.collection and attr.DB_COLLECTION_NAME not in attributes:
+            updates[attr.DB_COLLECTION_NAME] = shape.collection
+        if shape.operation and attr.DB_OPERATION_NAME not in attributes:
+            updates[attr.DB_OPERATION_NAME] = shape.operation
+        draft.set_attributes(updates)
+        name = span_name(shape, draft.attributes)
+        if name and name != span.name:
+            draft.rename(name)
