@@ -68,7 +68,27 @@ class ExportReport:
         self.last_reason: str | None = None
         self._failing_since: float | None = None
         self._last_line = 0.0
+        self._dropped_reported = 0
+        self._last_drop_line = 0.0
         self._lock = threading.Lock()
+
+    def check_drops(self, capacity: int) -> None:
+        """Say (rate-limited) that the buffer overflowed; on_end only counts, never logs."""
+        now = time.monotonic()
+        with self._lock:
+            new = self.dropped_overflow - self._dropped_reported
+            if new <= 0 or (self._last_drop_line and now - self._last_drop_line < self.interval_s):
+                return
+            self._dropped_reported = self.dropped_overflow
+            self._last_drop_line = now
+        _logger.warning(
+            "otel_db: %d spans dropped (oldest first) because the export buffer of %d spans "
+            "to %s was full; %d dropped in total. Raise OTEL_BSP_MAX_QUEUE_SIZE to keep more.",
+            new,
+            capacity,
+            self.target,
+            self.dropped_overflow,
+        )
 
     def failure(self, reason: str, pending: int, capacity: int) -> None:
         now = time.monotonic()

@@ -259,6 +259,7 @@ class ResilientBatchProcessor(SpanProcessor):
                 self.report.success(len(batch))
             elif not self.closed:
                 self.report.failure(reason, pending, self.capacity)
+            self.report.check_drops(self.capacity)
 
     def _requeue(self, batch: list[ReadableSpan]) -> None:
         # Back to the front, oldest first; what no longer fits is the oldest: drop it.
