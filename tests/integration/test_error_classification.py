@@ -297,7 +297,9 @@ def test_sqlalchemy_wrapped_psycopg2_error_is_unwrapped(pg_table) -> None:
     )
     event = classify_exception_event(qualified_name(type(caught.value)), str(caught.value))
     assert event is not None and event.status_code == "23505"
-    assert email not in scrub_error_message(str(caught.value))
+    scrubbed = scrub_error_message(str(caught.value))
+    assert email not in scrubbed
+    assert "[parameters: ?]" in scrubbed
 
 
 @pytest.mark.postgres

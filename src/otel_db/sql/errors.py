@@ -396,6 +396,12 @@ _NAME_WORDS: Final = frozenset(
     }
 )  # fmt: skip
 _WORD_BEFORE: Final = re.compile(r"(\w+)\s*$")
+# SQLAlchemy appends "[SQL: <statement>]" and "[parameters: <repr>]" to the driver's
+# message; either may have been cut off by the length bound.
+_SA_SQL: Final = re.compile(
+    r"\[SQL: (?P<sql>.*?)(?:\](?=\n\[parameters|\n\(Background|\s*\Z)|\Z)", re.DOTALL
+)
+_SA_PARAMETERS: Final = re.compile(r"\[parameters: .*?(?:\](?=\n\(Background|\s*\Z)|\Z)", re.DOTALL)
 _MYSQL_TUPLE: Final = re.compile(r"""^\((\d+), (["'])(.*)\2\)$""", re.DOTALL)
 
 
@@ -418,6 +424,8 @@ def _scrub(message: str) -> str:
     if tuple_match:  # pymysql: (1062, "Duplicate entry 'x' for key 'users.email'")
         errno, quote, inner = tuple_match.groups()
         return f"({errno}, {quote}{_scrub(inner)}{quote})"
+    message = _SA_PARAMETERS.sub("[parameters: ?]", message)
+    message = _SA_SQL.sub(lambda m: f"[SQL: {sanitize(m.group('sql'))}]", message)
     message = _ECHO_LINE.sub(lambda m: f"{m.group(1)} {sanitize(m.group(2)).strip()}", message)
     message = _CARET_LINE.sub("", message)
     message = _VALUE_GROUP.sub(")=(?)", message)
@@ -432,8 +440,9 @@ def scrub_error_message(message: str) -> str:
 
     Quoted values become ``?`` (names after words such as ``key``, ``constraint``,
     ``table`` or ``column`` stay), ``(col)=(value)`` groups become ``(col)=(?)``,
-    and a statement echoed after ``LINE n:`` is replaced by its sanitized form.
-    Never raises.
+    a statement echoed after ``LINE n:`` or in SQLAlchemy's ``[SQL: ...]`` is
+    replaced by its sanitized form, and SQLAlchemy's ``[parameters: ...]`` by
+    ``[parameters: ?]``. Never raises.
     """
     try:
         text = str(message)[:_SCRUB_INPUT_CHARS]

@@ -193,6 +193,22 @@ def test_classify_sqlite_without_a_server() -> None:
             "DETAIL:  Failing row contains (?).",
         ),
         ('near "hunter2": syntax error', "near ?: syntax error"),
+        (
+            "(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint"
+            ' "u_email_key"\nDETAIL:  Key (email)=(a@b.c) already exists.\n\n'
+            "[SQL: INSERT INTO u (id, email) VALUES (%(id)s, %(email)s) -- 12345\n  AND 'x']\n"
+            "[parameters: {'id': 12345, 'email': 'a@b.c'}]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/gkpj)",
+            "(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint"
+            ' "u_email_key"\nDETAIL:  Key (email)=(?) already exists.\n\n'
+            "[SQL: INSERT INTO u (id, email) VALUES (%(id)s, %(email)s) AND ?]\n"
+            "[parameters: ?]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/gkpj)",
+        ),
+        (
+            "boom\n[SQL: SELECT 12345]\n[parameters: (12345, 67890",
+            "boom\n[SQL: SELECT ?]\n[parameters: ?]",
+        ),
         ("WRONGTYPE Operation against a key", "WRONGTYPE Operation against a key"),
         ("", ""),
     ],
