@@ -11,6 +11,7 @@ span; the facts the driver span would have carried are read here instead.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -123,7 +124,13 @@ class StatementListener:
         try:
             state = self._take(context, cursor)
             if state is not None:
-                self._finish(state, None)
+                end_time = time.time_ns()
+                for hook in self._hooks.on_end:
+                    try:
+                        hook(state.span, conn, cursor, context, statement, parameters, end_time)
+                    except Exception as error:
+                        FAILURES.report(f"statement end hook {_name(hook)}", error)
+                self._finish(state, None, end_time)
         except Exception as error:
             FAILURES.report("SQLAlchemy statement end", error)
 
@@ -147,7 +154,9 @@ class StatementListener:
             return state
         return self._uncontexted.pop(id(cursor), None)
 
-    def _finish(self, state: _StatementState, error: BaseException | None) -> None:
+    def _finish(
+        self, state: _StatementState, error: BaseException | None, end_time: int | None = None
+    ) -> None:
         try:
             context_api.detach(state.token)
         except Exception as detach_error:
@@ -168,7 +177,7 @@ class StatementListener:
         except Exception as record_error:
             FAILURES.report("SQLAlchemy statement error recording", record_error)
         finally:
-            span.end()
+            span.end(end_time)
 
     def _span_name(self, statement: str, facts: EngineFacts) -> str:
         operation = _operation(statement)

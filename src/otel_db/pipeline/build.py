@@ -18,6 +18,7 @@ from otel_db.export.resilient import DEFAULT_CAPACITY
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.pipeline.stage import EnrichmentStage
 from otel_db.settings import Settings
+from otel_db.transactions.wiring import driver_enrichers, holding_stage
 
 _logger = logging.getLogger(__name__)
 
@@ -81,7 +82,10 @@ def _bsp_int(name: str, default: int) -> int:
 
 def processing_chain(settings: Settings, downstream: SpanProcessor) -> SpanProcessor:
     """Every otel_db stage, in order, in front of ``downstream``."""
-    return EnrichmentStage(build_enrichers(settings), downstream)
+    return EnrichmentStage(
+        [*driver_enrichers(settings), *build_enrichers(settings)],
+        holding_stage(settings, downstream),  # statement spans wait for their transaction
+    )
 
 
 def export_pipeline(settings: Settings, exporter: SpanExporter) -> SpanProcessor:

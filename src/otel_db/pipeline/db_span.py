@@ -21,7 +21,12 @@ def db_system(attributes: Mapping[str, AttributeValue] | None) -> str | None:
 
 
 def is_db_client_span(kind: SpanKind, attributes: Mapping[str, AttributeValue] | None) -> bool:
-    return kind is SpanKind.CLIENT and db_system(attributes) is not None
+    # Transaction/savepoint spans (they carry a statement count) are not statements.
+    return (
+        kind is SpanKind.CLIENT
+        and db_system(attributes) is not None
+        and attr.TRANSACTION_STATEMENT_COUNT not in attributes  # type: ignore[operator]
+    )
 
 
 def query_text(attributes: Mapping[str, AttributeValue]) -> str | None:

@@ -1,0 +1,1 @@
+"""Connection-pool facts (size, use, wait) for statements run on a pooled connection."""

@@ -1,0 +1,103 @@
+"""Pool facts for SQLAlchemy statements: ``QueuePool`` and the async engine's pool.
+
+The checkout is timed by wrapping ``Pool.connect`` (the one entry point of every
+checkout, in SQLAlchemy 1.4 to 2.1, sync and async); the wait is kept in the pool
+entry's ``info`` until the next checkout of that entry. Counts are read from the pool at
+statement start (``checkedout()``, ``checkedin()``, ``size()``, ``_max_overflow``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
+from otel_db.pipeline.containment import FAILURES
+from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
+
+WAIT_KEY = "_otel_db_checkout_wait_ms"
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    started = time.perf_counter()
+    try:
+        fairy = wrapped(*args, **kwargs)
+    except Exception as error:
+        _report_timeout(pool, started, error)
+        raise
+    try:
+        fairy.info[WAIT_KEY] = (time.perf_counter() - started) * 1000.0
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy checkout timing", failure)
+    return fairy
+
+
+def _report_timeout(pool: Any, started: float, error: BaseException) -> None:
+    try:
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        if isinstance(error, PoolTimeout):
+            name = POOL_NAMES.name(pool, _fallback_name(pool))
+            record_exhaustion(name, (time.perf_counter() - started) * 1000.0, error)
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy pool timeout recording", failure)
+
+
+def _fallback_name(pool: Any) -> str:
+    # Used only when the pool times out before any statement named it.
+    return f"{type(pool).__name__}-{id(pool):x}"
+
+
+def install() -> None:
+    """Time every SQLAlchemy checkout (once per process)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        from wrapt import wrap_function_wrapper
+
+        wrap_function_wrapper("sqlalchemy.pool.base", "Pool.connect", _timed_connect)
+        _installed = True
+
+
+def snapshot(sa_connection: Any) -> PoolSnapshot | None:
+    """The pool facts for a statement about to run on ``sa_connection``."""
+    from sqlalchemy.pool import QueuePool
+
+    engine = sa_connection.engine
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return None  # NullPool, StaticPool, SingletonThreadPool: nothing is pooled/bounded
+    facts = facts_for(engine, None)
+    name = POOL_NAMES.name(pool, server_name(facts.host, facts.port, facts.namespace))
+    size = pool.size()
+    max_overflow = pool._max_overflow
+    wait = sa_connection.info.get(WAIT_KEY)
+    return PoolSnapshot(
+        name=name,
+        size=size,
+        max=size + max_overflow if max_overflow >= 0 else None,
+        used=pool.checkedout(),
+        idle=pool.checkedin(),
+        wait_ms=wait,
+    )
+
+
+def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
+    """``StatementHooks.on_start``: the pool attributes on the live statement span."""
+    if not span.is_recording():
+        return
+    found = snapshot(sa_connection)
+    if found is not None:
+        span.set_attributes(found.attributes())
+
+
+def sqlalchemy_pool_hooks() -> tuple[Any, ...]:
+    install()
+    return (statement_hook,)

@@ -1,0 +1,1 @@
+"""Transaction spans and the outcome of every statement run inside a transaction."""

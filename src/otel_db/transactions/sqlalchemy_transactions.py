@@ -1,0 +1,131 @@
+"""SQLAlchemy transactions: ``Connection`` events to transaction and savepoint spans.
+
+Class-level listeners on ``Engine`` see every connection of every engine, sync or async
+(an ``AsyncConnection`` runs on its sync ``Connection``), whether the transaction comes
+from ``engine.begin()``, ``Connection.begin()``, autobegin, a ``Session`` or
+``begin_nested()``. The statement hook tags each statement span with the transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from otel_db import attributes as attr
+from otel_db.instrumentation.semconv import DatabaseAttributeWriter
+from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
+from otel_db.pipeline.containment import FAILURES
+from otel_db.transactions.tracker import TransactionTracker, default_tracker
+
+
+class SQLAlchemyTransactionListener:
+    """The listeners; every one contains its own failures."""
+
+    def __init__(self, tracker: TransactionTracker) -> None:
+        self.tracker = tracker
+        self._writer = DatabaseAttributeWriter()
+
+    def begin(self, conn: Any) -> None:
+        try:
+            facts = facts_for(conn.engine, None)
+            attributes: dict[str, Any] = {}
+            self._writer.system(attributes, facts.system)
+            self._writer.namespace(attributes, facts.namespace)
+            self._writer.server(attributes, facts.host, facts.port)
+            name = f"TRANSACTION {facts.namespace or facts.system}"
+            self.tracker.begin(conn, name, attributes)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy transaction begin", error)
+
+    def commit(self, conn: Any) -> None:
+        try:
+            self.tracker.end(conn, attr.OUTCOME_COMMITTED)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy transaction commit", error)
+
+    def rollback(self, conn: Any) -> None:
+        try:
+            self.tracker.end(conn, attr.OUTCOME_ROLLED_BACK)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy transaction rollback", error)
+
+    def savepoint(self, conn: Any, name: str) -> None:
+        try:
+            self.tracker.savepoint(conn, name)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy savepoint", error)
+
+    def rollback_savepoint(self, conn: Any, name: str, context: Any) -> None:
+        try:
+            self.tracker.end_savepoint(conn, name, attr.OUTCOME_ROLLED_BACK)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy savepoint rollback", error)
+
+    def release_savepoint(self, conn: Any, name: str, context: Any) -> None:
+        try:
+            self.tracker.end_savepoint(conn, name, attr.OUTCOME_COMMITTED)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy savepoint release", error)
+
+    def handle_error(self, exception_context: Any) -> None:
+        # A lost connection ends its transaction with an outcome nobody can know; the
+        # rollback SQLAlchemy then attempts on the dead connection reports nothing.
+        try:
+            if getattr(exception_context, "is_disconnect", False):
+                conn = getattr(exception_context, "connection", None)
+                if conn is not None:
+                    self.tracker.end(conn, attr.OUTCOME_UNKNOWN)
+        except Exception as error:
+            FAILURES.report("SQLAlchemy transaction connection loss", error)
+
+    def statement_hook(self, span: Span, conn: Any, *_: Any) -> None:
+        """``StatementHooks.on_start``: tag the statement with its transaction."""
+        self.tracker.statement_started(conn, span)
+
+
+_EVENTS = (
+    "begin",
+    "commit",
+    "rollback",
+    "savepoint",
+    "rollback_savepoint",
+    "release_savepoint",
+    "handle_error",
+)
+
+_listener: SQLAlchemyTransactionListener | None = None
+_lock = threading.Lock()
+
+
+def install(tracker: TransactionTracker | None = None) -> SQLAlchemyTransactionListener:
+    """Listen to every engine's transactions (once per process)."""
+    global _listener
+    with _lock:
+        if _listener is None:
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+
+            listener = SQLAlchemyTransactionListener(tracker or default_tracker())
+            for name in _EVENTS:
+                event.listen(Engine, name, getattr(listener, name))
+            _listener = listener
+        return _listener
+
+
+def uninstall() -> None:
+    global _listener
+    with _lock:
+        if _listener is None:
+            return
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        for name in _EVENTS:
+            event.remove(Engine, name, getattr(_listener, name))
+        _listener = None
+
+
+def sqlalchemy_transaction_hooks() -> tuple[Any, ...]:
+    return (install().statement_hook,)

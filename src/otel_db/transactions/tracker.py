@@ -1,0 +1,348 @@
+"""Open transactions, their spans, and the outcome each of their statements ends with.
+
+Instrumentation (SQLAlchemy events, DB-API connection wrappers, Redis pipelines) reports
+BEGIN / SAVEPOINT / COMMIT / ROLLBACK here; the tracker keeps one transaction span per
+open transaction, tags statement spans with the transaction id, and when the outermost
+transaction ends tells every registered listener (the holding stage) which outcome each
+statement got. Statement spans end before their transaction does, so the holding stage
+keeps them until then.
+
+Everything is bounded: open transactions (the oldest leaves as ``unknown`` beyond the
+cap), statements remembered per transaction, and the memory of recent resolutions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Protocol
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from otel_db import attributes as attr
+from otel_db.pipeline.containment import FAILURES
+from otel_db.version import __version__
+
+MAX_OPEN_TRANSACTIONS = 10_000
+MAX_STATEMENTS_REMEMBERED = 1_000
+MAX_RECENT_RESOLUTIONS = 10_000
+
+OutcomeOf = Callable[[int], str]
+
+
+class ResolutionListener(Protocol):
+    def transaction_resolved(self, transaction_id: str, outcome_of: OutcomeOf) -> None: ...
+
+
+class _Scope:
+    """A transaction or a savepoint: one span, one outcome."""
+
+    __slots__ = ("outcome", "parent", "span", "statement_count", "token")
+
+    def __init__(self, span: trace.Span, token: object | None, parent: _Scope | None) -> None:
+        self.span = span
+        self.token = token
+        self.parent = parent
+        self.outcome: str | None = None
+        self.statement_count = 0
+
+
+class Transaction:
+    """One open transaction on one connection."""
+
+    __slots__ = (
+        "id",
+        "root",
+        "savepoints",
+        "started",
+        "statements",
+    )
+
+    def __init__(self, transaction_id: str, root: _Scope) -> None:
+        self.id = transaction_id
+        self.root = root
+        self.savepoints: list[tuple[str, _Scope]] = []
+        self.statements: dict[int, _Scope] = {}
+        self.started = time.monotonic()
+
+    @property
+    def innermost(self) -> _Scope:
+        return self.savepoints[-1][1] if self.savepoints else self.root
+
+    def outcome_of(self, span_id: int) -> str:
+        """A statement's outcome: every scope around it must have committed/released."""
+        scope = self.statements.get(span_id)
+        if scope is None:
+            # Not remembered (beyond the cap): only a rolled-back transaction is certain.
+            return (
+                attr.OUTCOME_ROLLED_BACK
+                if self.root.outcome == attr.OUTCOME_ROLLED_BACK
+                else attr.OUTCOME_UNKNOWN
+            )
+        verdict = attr.OUTCOME_COMMITTED
+        while scope is not None:
+            if scope.outcome == attr.OUTCOME_ROLLED_BACK:
+                return attr.OUTCOME_ROLLED_BACK
+            if scope.outcome != attr.OUTCOME_COMMITTED:
+                verdict = attr.OUTCOME_UNKNOWN
+            scope = scope.parent
+        return verdict
+
+
+class _Resolution:
+    """The outcome of each statement of an ended transaction, without keeping its spans."""
+
+    __slots__ = ("_default", "_outcomes")
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._outcomes = {
+            span_id: transaction.outcome_of(span_id) for span_id in transaction.statements
+        }
+        self._default = transaction.outcome_of(0)
+
+    def __call__(self, span_id: int) -> str:
+        return self._outcomes.get(span_id, self._default)
+
+
+def _current_error() -> BaseException | None:
+    """The exception being handled, if the rollback happens because of one."""
+    return sys.exc_info()[1]
+
+
+class TransactionTracker:
+    """Process-wide registry of open transactions, keyed by the connection that runs them."""
+
+    def __init__(self, tracer: trace.Tracer | None = None) -> None:
+        self._tracer = tracer or trace.get_tracer("otel_db.transactions", __version__)
+        self._lock = threading.Lock()
+        self._open: OrderedDict[int, tuple[Hashable, Transaction]] = OrderedDict()
+        self._recent: OrderedDict[str, OutcomeOf] = OrderedDict()
+        self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.evicted = 0
+
+    # -- listeners (holding stages) -------------------------------------------------
+
+    def add_listener(self, listener: ResolutionListener) -> None:
+        with self._lock:
+            self._listeners.add(listener)
+
+    def remove_listener(self, listener: ResolutionListener) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+    def resolution(self, transaction_id: str) -> OutcomeOf | None:
+        """How the statements of an already-ended transaction turned out, if remembered."""
+        return self._recent.get(transaction_id)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def current(self, key: Hashable) -> Transaction | None:
+        entry = self._open.get(id(key))
+        if entry is None or entry[0] is not key:
+            return None
+        return entry[1]
+
+    def begin(
+        self,
+        key: Hashable,
+        name: str,
+        attributes: Mapping[str, AttributeValue],
+        *,
+        make_current: bool = True,
+    ) -> Transaction:
+        """Open a transaction on ``key`` (ending a forgotten one there as ``unknown``)."""
+        stale = self._take(key)
+        if stale is not None:
+            self._finish(stale, attr.OUTCOME_UNKNOWN, None)
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        transaction_id = f"{span.get_span_context().span_id:016x}"
+        span.set_attribute(attr.TRANSACTION_ID, transaction_id)
+        token = context_api.attach(trace.set_span_in_context(span)) if make_current else None
+        transaction = Transaction(transaction_id, _Scope(span, token, None))
+        evicted: list[Transaction] = []
+        with self._lock:
+            self._open[id(key)] = (key, transaction)
+            while len(self._open) > MAX_OPEN_TRANSACTIONS:
+                evicted.append(self._open.popitem(last=False)[1][1])
+        for old in evicted:
+            self.evicted += 1
+            self._finish(old, attr.OUTCOME_UNKNOWN, None)
+        return transaction
+
+    def statement_started(self, key: Hashable, span: trace.Span) -> Transaction | None:
+        """Tag a statement span with the open transaction on ``key``, if there is one."""
+        transaction = self.current(key)
+        if transaction is None:
+            return None
+        self.statement_in(transaction, span)
+        return transaction
+
+    def statement_in(self, transaction: Transaction, span: trace.Span) -> None:
+        scope = transaction.innermost
+        scope.statement_count += 1
+        if scope is not transaction.root:
+            transaction.root.statement_count += 1
+        span.set_attribute(attr.TRANSACTION_ID, transaction.id)
+        if len(transaction.statements) < MAX_STATEMENTS_REMEMBERED:
+            transaction.statements[span.get_span_context().span_id] = scope
+
+    def savepoint(self, key: Hashable, name: str) -> None:
+        transaction = self.current(key)
+        if transaction is None:
+            return
+        parent = transaction.innermost
+        span = self._tracer.start_span(
+            f"SAVEPOINT {name}" if name else "SAVEPOINT",
+            context=trace.set_span_in_context(parent.span),
+            kind=SpanKind.CLIENT,
+            attributes={
+                **_system_attributes(transaction.root.span),
+                attr.TRANSACTION_ID: transaction.id,
+            },
+        )
+        token = context_api.attach(trace.set_span_in_context(span))
+        transaction.savepoints.append((name, _Scope(span, token, parent)))
+
+    def end_savepoint(self, key: Hashable, name: str, outcome: str) -> None:
+        transaction = self.current(key)
+        if transaction is None:
+            return
+        if not transaction.savepoints:
+            return
+        names = [saved for saved, _ in transaction.savepoints]
+        # Some SQLAlchemy versions announce a savepoint before naming it: an unknown name
+        # is the innermost one. Ending a savepoint also ends every savepoint inside it.
+        index = names.index(name) if name in names else len(names) - 1
+        inner = transaction.savepoints[index:]
+        del transaction.savepoints[index:]
+        for _, scope in reversed(inner):
+            error = _current_error() if outcome == attr.OUTCOME_ROLLED_BACK else None
+            self._end_scope(scope, outcome, error)
+
+    def end(self, key: Hashable, outcome: str, error: BaseException | None = None) -> None:
+        """COMMIT / ROLLBACK / connection lost: end the transaction open on ``key``."""
+        transaction = self._take(key)
+        if transaction is None:
+            return
+        if error is None and outcome == attr.OUTCOME_ROLLED_BACK:
+            error = _current_error()
+        self._finish(transaction, outcome, error)
+
+    def end_transaction(
+        self, transaction: Transaction, outcome: str, error: BaseException | None = None
+    ) -> None:
+        """End a transaction that is not registered under a key (e.g. a Redis MULTI/EXEC)."""
+        self._finish(transaction, outcome, error)
+
+    def start_unregistered(
+        self, name: str, attributes: Mapping[str, AttributeValue]
+    ) -> Transaction:
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        transaction_id = f"{span.get_span_context().span_id:016x}"
+        span.set_attribute(attr.TRANSACTION_ID, transaction_id)
+        token = context_api.attach(trace.set_span_in_context(span))
+        return Transaction(transaction_id, _Scope(span, token, None))
+
+    def end_all(self, outcome: str = attr.OUTCOME_UNKNOWN) -> None:
+        """End every open transaction (process shutdown)."""
+        with self._lock:
+            leftovers = [entry[1] for entry in self._open.values()]
+            self._open.clear()
+        for transaction in leftovers:
+            self._finish(transaction, outcome, None)
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _take(self, key: Hashable) -> Transaction | None:
+        with self._lock:
+            entry = self._open.get(id(key))
+            if entry is None or entry[0] is not key:
+                return None
+            del self._open[id(key)]
+            return entry[1]
+
+    def _finish(self, transaction: Transaction, outcome: str, error: BaseException | None) -> None:
+        # Savepoints still open when the transaction ends share its fate (their
+        # RELEASE never ran: a COMMIT releases them, a ROLLBACK discards them).
+        for _, scope in reversed(transaction.savepoints):
+            self._end_scope(scope, outcome, None)
+        transaction.savepoints.clear()
+        self._end_scope(transaction.root, outcome, error)
+        outcome_of = _Resolution(transaction)
+        with self._lock:
+            self._recent[transaction.id] = outcome_of
+            while len(self._recent) > MAX_RECENT_RESOLUTIONS:
+                self._recent.popitem(last=False)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener.transaction_resolved(transaction.id, outcome_of)
+            except Exception as failure:
+                FAILURES.report("releasing held statement spans", failure)
+
+    def _end_scope(self, scope: _Scope, outcome: str, error: BaseException | None) -> None:
+        scope.outcome = outcome
+        span = scope.span
+        span.set_attribute(attr.TRANSACTION_STATEMENT_COUNT, scope.statement_count)
+        span.set_attribute(attr.TRANSACTION_OUTCOME, outcome)
+        if error is not None and outcome == attr.OUTCOME_ROLLED_BACK:
+            error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+            span.set_attribute(attr.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        if scope.token is not None:
+            _detach_if_current(scope.token, span)
+            scope.token = None
+        span.end()
+
+
+def _detach_if_current(token: object, span: trace.Span) -> None:
+    """Detach the transaction's context only when it is still the current one.
+
+    BEGIN and COMMIT need not happen in the same scope (a session committed by another
+    function, an async task): restoring the context of BEGIN's time then would put a
+    stale span back in place. When the scope that attached it has already moved on, the
+    context is left as it is; it disappears with that scope.
+    """
+    if trace.get_current_span() is not span:
+        return
+    # A token from another task's context: nothing to undo here.
+    with contextlib.suppress(Exception):
+        context_api.detach(token)
+
+
+def _system_attributes(span: trace.Span) -> dict[str, AttributeValue]:
+    attributes = getattr(span, "attributes", None) or {}
+    keep = (
+        attr.DB_SYSTEM_NAME,
+        attr.LEGACY_DB_SYSTEM,
+        attr.DB_NAMESPACE,
+        attr.LEGACY_DB_NAME,
+        attr.SERVER_ADDRESS,
+        attr.SERVER_PORT,
+    )
+    return {key: attributes[key] for key in keep if key in attributes}
+
+
+_tracker: TransactionTracker | None = None
+_tracker_lock = threading.Lock()
+
+
+def default_tracker() -> TransactionTracker:
+    """The process's tracker, shared by the instrumentation and the holding stages."""
+    global _tracker
+    with _tracker_lock:
+        if _tracker is None:
+            _tracker = TransactionTracker()
+        return _tracker
