@@ -13,6 +13,7 @@ from otel_db.enrichers.n_plus_one import NPlusOneDetector
 from otel_db.enrichers.query_sanitizer import ErrorMessageScrubber
 from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
+from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
 from otel_db.export import ResilientBatchProcessor, install_exit_handling
 from otel_db.export.resilient import DEFAULT_CAPACITY
 from otel_db.pipeline.enricher import SpanEnricher
@@ -36,6 +37,7 @@ def build_enrichers(settings: Settings) -> list[SpanEnricher]:
     """The enrichment steps, in the order they run on each span."""
     return [
         QueryShapeEnricher(settings.sanitize_queries),  # first: later steps see sanitized text
+        ContribParameterEnricher(settings.capture_parameters),  # contrib's parameter string
         DatabaseErrorEnricher(),  # classifies from the raw message, before it is scrubbed
         *([ErrorMessageScrubber()] if settings.sanitize_queries else []),
         NPlusOneDetector(settings.n_plus_one_threshold),
