@@ -13,9 +13,9 @@ from otel_db.enrichers.n_plus_one import NPlusOneDetector
 from otel_db.enrichers.query_sanitizer import ErrorMessageScrubber
 from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
-from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
 from otel_db.export import ResilientBatchProcessor, install_exit_handling
 from otel_db.export.resilient import DEFAULT_CAPACITY
+from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.pipeline.stage import EnrichmentStage
 from otel_db.settings import Settings
