@@ -18,7 +18,6 @@ from otel_db.enrichers.db_errors import record_error_facts
 from otel_db.explain.slow_select import SlowSelectExplainer
 from otel_db.instrumentation.parameter_capture import capture_statement_parameters
 from otel_db.settings import Settings
-from otel_db.transactions.wiring import sqlalchemy_start_hooks
 from otel_db.sqlcommenter import append_traceparent
 from otel_db.transactions.wiring import sqlalchemy_start_hooks
 
