@@ -13,6 +13,7 @@ from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONF
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
 from otel_db.env_hygiene import repair_environment
+from otel_db.instrumentation.contrib_options import contrib_options
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
 
@@ -73,7 +74,9 @@ class OtelDbDistro(BaseDistro):
             if instrumentor_class is None:
                 _logger.debug("otel_db: %s is handled by otel_db's own instrumentation", name)
                 return
-            instrumentor_class().instrument(**kwargs)
+            instrumentor_class().instrument(
+                **{**contrib_options(name, current_settings()), **kwargs}
+            )
         except ModuleNotFoundError as error:
             _logger.debug("otel_db: skipping %s, its library is not installed (%s)", name, error)
         except Exception as error:

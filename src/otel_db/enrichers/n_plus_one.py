@@ -130,7 +130,11 @@ class NPlusOneDetector(SpanEnricher):
         draft.set_attribute(attr.N_PLUS_ONE, True)
         if worst:
             attributes = draft.attributes
-            query = attributes.get(attr.DB_QUERY_SUMMARY) or attributes.get(attr.DB_QUERY_TEXT)
+            # The summary when it names a target ("SELECT users"); a bare "SELECT" says
+            # less than the (already sanitized) text.
+            summary = attributes.get(attr.DB_QUERY_SUMMARY)
+            query = summary if isinstance(summary, str) and " " in summary else None
+            query = query or attributes.get(attr.DB_QUERY_TEXT) or summary
             parent.set_attributes(
                 {
                     attr.N_PLUS_ONE_DETECTED: True,

@@ -35,7 +35,8 @@ _SA_SQL: Final = re.compile(
     r"^\[SQL: (?P<sql>.*?)\]$(?=\n\[parameters|\n\(Background|\n*\Z)", re.M | re.S
 )
 _SA_PARAMETERS: Final = re.compile(r"^\[parameters: .*?\]$(?=\n\(Background|\n*\Z)", re.M | re.S)
-PARAMETERS_REMOVED: Final = "[parameters: removed by otel_db]"
+PARAMETERS_REMOVED: Final = "[parameters: ?]"
+_SQLALCHEMY: Final = "sqlalchemy."
 
 # The parts of a Python traceback that hold code, not values.
 _FRAME_LINE: Final = re.compile(r'^  File "[^"\n]*", line \d+, in [^\n]*$')
@@ -92,6 +93,8 @@ def _is_database_error(attributes: Mapping[str, AttributeValue] | None) -> bool:
     exception_type = (attributes or {}).get(EXCEPTION_TYPE)
     if not isinstance(exception_type, str):
         return False
+    if exception_type.startswith(_SQLALCHEMY):  # its messages echo statement and parameters
+        return True
     message = (attributes or {}).get(EXCEPTION_MESSAGE)
     return classify_exception_event(exception_type, str(message or "")) is not None
 

@@ -1,0 +1,95 @@
+"""``OTEL_PYTHON_DB_SQLCOMMENTER``: a ``traceparent`` SQL comment on executed statements.
+
+PostgreSQL logs, ``pg_stat_activity`` and MySQL's process list then show which trace
+ran a statement: ``SELECT ... /*traceparent='00-<trace id>-<span id>-01'*/`` (the
+sqlcommenter format). The comment names the statement's own span.
+
+Only the executed text carries it: ``db.query.text`` is recorded before the rewrite.
+Some statements are left alone because a per-execution comment would break them:
+
+- drivers that prepare statements server-side and cache them by text (asyncpg; psycopg
+  3, which auto-prepares repeated statements): every execution would be a new text, a
+  cache miss and one more prepared statement held by the server;
+- ``executemany`` batches (the comment would be repeated or split by the driver);
+- statements that end inside a ``--`` line comment, where the comment would be lost,
+  and statements that already carry a sqlcommenter comment.
+
+For SQLAlchemy, :func:`append_traceparent` is a ``StatementHooks`` rewriter. For the
+contrib DB-API instrumentations (psycopg2, pymysql) the distro passes their own
+``enable_commenter`` option, restricted to the ``traceparent`` key, through
+:func:`instrumentor_options`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from opentelemetry.trace import Span
+
+from otel_db.settings import Settings
+
+#: SQLAlchemy drivers whose statements are prepared and cached by text server-side.
+PREPARING_DRIVERS: Final = frozenset({"asyncpg", "psycopg", "psycopg_async"})
+
+#: Contrib instrumentations (entry point names) that have their own sqlcommenter.
+CONTRIB_COMMENTER_INSTRUMENTATIONS: Final = frozenset({"psycopg2", "pymysql", "mysqlclient"})
+
+# contrib's commenter_options: keep only the traceparent (no driver versions, which
+# would only make the comment longer and reveal versions in server logs).
+_CONTRIB_COMMENTER_OPTIONS: Final = {
+    "db_driver": False,
+    "dbapi_threadsafety": False,
+    "dbapi_level": False,
+    "driver_paramstyle": False,
+    "libpq_version": False,
+    "mysql_client_version": False,
+    "opentelemetry_values": True,
+}
+
+
+def traceparent_comment(span: Span) -> str | None:
+    """``/*traceparent='...'*/`` for ``span``, or None for an invalid span context."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+    flags = int(context.trace_flags) & 0xFF
+    return f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}'*/"
+
+
+def can_comment(statement: str) -> bool:
+    """Whether a comment can be appended to ``statement`` without changing its meaning."""
+    tail = statement.rstrip()
+    if not tail or "traceparent=" in tail[-80:]:
+        return False
+    last_line = tail.rsplit("\n", 1)[-1]
+    return "--" not in last_line
+
+
+def with_comment(statement: str, comment: str) -> str:
+    """``statement`` with ``comment`` appended (before a trailing semicolon)."""
+    body = statement.rstrip()
+    if body.endswith(";"):
+        return f"{body[:-1].rstrip()} {comment};"
+    return f"{body} {comment}"
+
+
+def append_traceparent(span: Span, connection: Any, statement: str, parameters: Any) -> str:
+    """SQLAlchemy rewriter: the statement to execute, with the span's traceparent."""
+    driver = getattr(getattr(connection, "dialect", None), "driver", None)
+    if driver in PREPARING_DRIVERS or not can_comment(statement):
+        return statement
+    if isinstance(parameters, list) and len(parameters) > 1:  # executemany
+        return statement
+    comment = traceparent_comment(span)
+    return statement if comment is None else with_comment(statement, comment)
+
+
+def instrumentor_options(entry_point_name: str, settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for a contrib instrumentor's ``instrument()`` call."""
+    if not settings.sqlcommenter or entry_point_name not in CONTRIB_COMMENTER_INSTRUMENTATIONS:
+        return {}
+    return {
+        "enable_commenter": True,
+        "commenter_options": dict(_CONTRIB_COMMENTER_OPTIONS),
+        "enable_attribute_commenter": False,  # db.query.text stays without the comment
+    }
