@@ -90,7 +90,9 @@ def test_exit_is_bounded_whatever_the_collector_does(
     app, ended = _run_to_exit(endpoint, tmp_path, OTEL_METRICS_EXPORTER="otlp")
 
     assert app.returncode == 0, app.stderr
-    assert exit_seconds(app.stdout, ended) < 8.0, app.stderr
+    seconds = exit_seconds(app.stdout, ended)
+    print(f"exit with a {collector} collector: {seconds:.2f} s")
+    assert seconds < 8.0, app.stderr
     summary = [line for line in app.stderr.splitlines() if "could not be exported" in line]
     assert len(summary) == 1, app.stderr
     assert "100 spans" in summary[0], summary[0]
