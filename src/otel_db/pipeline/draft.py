@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
 _EMPTY: Mapping[str, AttributeValue] = {}
+
+
+def _plain_attributes(span: ReadableSpan) -> dict[str, AttributeValue]:
+    """The ended span's attributes as a plain dict that can be read at C speed.
+
+    ``ReadableSpan.attributes`` is a proxy over the SDK's ``BoundedAttributes``, whose
+    every read and copy runs Python code under a lock (copying 8 attributes costs about
+    10 us). An ended span's attributes are immutable, so reading the dict it stores is
+    safe; anything else falls back to the public view.
+    """
+    stored = getattr(span, "_attributes", None)
+    inner = getattr(stored, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    if type(stored) is dict:
+        return stored
+    return dict(span.attributes or _EMPTY)
 
 
 class SpanDraft:
@@ -19,11 +37,15 @@ class SpanDraft:
     (non-database ones) pass through without a copy.
     """
 
-    __slots__ = ("_attributes", "_events", "_name", "_status", "span")
+    __slots__ = ("_attributes", "_events", "_handed_over", "_name", "_original", "_status", "span")
 
     def __init__(self, span: ReadableSpan) -> None:
         self.span = span
         self._attributes: dict[str, AttributeValue] | None = None
+        self._original: Mapping[str, AttributeValue] | None = None
+        # build() hands ``_attributes`` to the new span without copying; a later
+        # change then copies first (copy on write).
+        self._handed_over = False
         self._name: str | None = None
         self._status: Status | None = None
         self._events: tuple[Event, ...] | None = None
@@ -32,7 +54,17 @@ class SpanDraft:
     def attributes(self) -> Mapping[str, AttributeValue]:
         if self._attributes is not None:
             return self._attributes
-        return self.span.attributes or _EMPTY
+        if self._original is None:
+            self._original = MappingProxyType(_plain_attributes(self.span))
+        return self._original
+
+    def _writable(self) -> dict[str, AttributeValue]:
+        if self._attributes is None:
+            self._attributes = dict(_plain_attributes(self.span))
+        elif self._handed_over:
+            self._attributes = dict(self._attributes)
+            self._handed_over = False
+        return self._attributes
 
     @property
     def name(self) -> str:
@@ -56,23 +88,17 @@ class SpanDraft:
         )
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
-        if self._attributes is None:
-            self._attributes = dict(self.span.attributes or _EMPTY)
-        self._attributes[key] = value
+        self._writable()[key] = value
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         if not attributes:
             return
-        if self._attributes is None:
-            self._attributes = dict(self.span.attributes or _EMPTY)
-        self._attributes.update(attributes)
+        self._writable().update(attributes)
 
     def remove_attribute(self, key: str) -> None:
         if key not in self.attributes:
             return
-        if self._attributes is None:
-            self._attributes = dict(self.span.attributes or _EMPTY)
-        del self._attributes[key]
+        del self._writable()[key]
 
     def rename(self, name: str) -> None:
         self._name = name
@@ -88,14 +114,20 @@ class SpanDraft:
         if not self.changed:
             return self.span
         span = self.span
+        if self._attributes is not None:
+            attributes = self._attributes
+            self._handed_over = True
+        else:
+            attributes = dict(_plain_attributes(span))
         return ReadableSpan(
             name=self.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
-            attributes=dict(self.attributes),
-            events=tuple(self.events),
-            links=tuple(span.links),
+            attributes=attributes,
+            # Both are fresh tuples already (the SDK's properties copy).
+            events=self._events if self._events is not None else span.events,
+            links=span.links,
             kind=span.kind,
             status=self.status,
             start_time=span.start_time,
