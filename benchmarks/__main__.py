@@ -29,6 +29,14 @@ from benchmarks.harness import MatrixPlan, environment_sqlalchemy, run_matrix, s
 from benchmarks.report import legend, table, targets
 
 
+def _loadavg() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews every figure."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def _names(raw: str | None, known: list[str], what: str) -> list[str]:
     if not raw:
         return known
@@ -83,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{rounds} rounds; SQLAlchemy {versions}",
         flush=True,
     )
+    load_before = _loadavg()
     started = time.monotonic()
     runs = run_matrix(
         MatrixPlan(workloads, configs, pythons, ops, rounds),
         log=lambda line: print(line, flush=True),
     )
     elapsed = time.monotonic() - started
+    load_after = _loadavg()
     save_runs(
         runs,
         args.output,
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             "sqlalchemy": versions,
             "python": platform.python_version(),
             "elapsed_s": elapsed,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
         },
     )
     print()
@@ -108,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     if checked:
         print("Targets (otel_db_full vs contrib, total per-op time):")
         print("\n".join(checked))
-    print(f"\n{len(runs)} runs in {elapsed:.0f} s; raw runs in {args.output}")
+    print(
+        f"\n{len(runs)} runs in {elapsed:.0f} s; load average {load_before} before, "
+        f"{load_after} after; raw runs in {args.output}"
+    )
     failed = [r for r in runs if r.error]
     for run in failed[:10]:
         print(f"FAILED {run.workload}/{run.config} round {run.round}: {run.error}", file=sys.stderr)
