@@ -44,7 +44,9 @@ def test_sqlalchemy_statement_reaches_the_server_with_its_traceparent(spans, com
         if "pg_stat_activity" in s.attributes.get(attr.DB_QUERY_TEXT, "")
     ]
     context = span.context
-    assert seen.endswith(f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-01'*/")
+    assert seen.endswith(
+        f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}'*/"
+    )
     assert "traceparent" not in span.attributes[attr.DB_QUERY_TEXT]
 
 
