@@ -74,16 +74,16 @@ class SpanCapture:
 
 def _instrument_everything() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
+    from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 
     for instrumentor in (
         SQLAlchemyStatementInstrumentor(),
         SQLite3StatementInstrumentor(),
-        Psycopg2Instrumentor(),
+        Psycopg2StatementInstrumentor(),
         RedisInstrumentor(),
         AsyncPGInstrumentor(),
     ):

@@ -157,6 +157,7 @@ def test_killed_connection_ends_unknown_and_holds_nothing(spans, engine):
         attr.OUTCOME_ROLLED_BACK,
     )
     assert default_tracker().current(conn) is None
+    assert not trace.get_current_span().is_recording()  # no transaction context left behind
 
 
 def test_async_engine_transaction(spans):

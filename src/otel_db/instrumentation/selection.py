@@ -20,6 +20,10 @@ def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[st
         return None
     if name == OWN_SQLALCHEMY_ENTRY_POINT:
         return None if "sqlalchemy" in disabled else load()
+    if name == "psycopg2":  # contrib's, plus pool and transaction facts (issue 3)
+        from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
+
+        return Psycopg2StatementInstrumentor
     if name == "sqlite3":
         from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 

@@ -70,13 +70,13 @@ class SQLAlchemyTransactionListener:
             FAILURES.report("SQLAlchemy savepoint release", error)
 
     def handle_error(self, exception_context: Any) -> None:
-        # A lost connection ends its transaction with an outcome nobody can know; the
-        # rollback SQLAlchemy then attempts on the dead connection reports nothing.
+        # A lost connection: the transaction's outcome is one nobody can know. SQLAlchemy's
+        # rollback event follows and ends it (the age limit covers the case it does not).
         try:
             if getattr(exception_context, "is_disconnect", False):
                 conn = getattr(exception_context, "connection", None)
                 if conn is not None:
-                    self.tracker.end(conn, attr.OUTCOME_UNKNOWN)
+                    self.tracker.mark_lost(conn)
         except Exception as error:
             FAILURES.report("SQLAlchemy transaction connection loss", error)
 

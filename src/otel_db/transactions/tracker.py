@@ -60,6 +60,7 @@ class Transaction:
 
     __slots__ = (
         "id",
+        "lost",
         "root",
         "savepoints",
         "started",
@@ -71,6 +72,7 @@ class Transaction:
         self.root = root
         self.savepoints: list[tuple[str, _Scope]] = []
         self.statements: dict[int, _Scope] = {}
+        self.lost = False
         self.started = time.monotonic()
 
     @property
@@ -232,9 +234,21 @@ class TransactionTracker:
         transaction = self._take(key)
         if transaction is None:
             return
+        if transaction.lost:
+            outcome = attr.OUTCOME_UNKNOWN
         if error is None and outcome == attr.OUTCOME_ROLLED_BACK:
             error = _current_error()
         self._finish(transaction, outcome, error)
+
+    def mark_lost(self, key: Hashable) -> None:
+        """The connection died mid-transaction: whatever ends it next, the outcome is unknown.
+
+        Ending it here would happen inside the failing statement, while the statement
+        span is current; the ROLLBACK that follows ends it in the right context.
+        """
+        transaction = self.current(key)
+        if transaction is not None:
+            transaction.lost = True
 
     def end_transaction(
         self, transaction: Transaction, outcome: str, error: BaseException | None = None

@@ -1,0 +1,143 @@
+"""psycopg2 with pool and transaction facts: contrib's instrumentor, extended.
+
+contrib's statement spans are kept as they are. Around them otel_db adds: the pool a
+connection came from (``psycopg2.pool`` checkouts are timed), the transaction the driver
+opens when autocommit is off (a span from the first statement to ``commit()`` /
+``rollback()`` / ``with conn:``), and which connection the statement span starts on.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from opentelemetry.instrumentation import dbapi
+from opentelemetry.instrumentation.psycopg2 import (
+    DatabaseApiIntegration,
+    Psycopg2Instrumentor,
+    _new_cursor_factory,
+)
+from opentelemetry.instrumentation.psycopg2.version import __version__
+
+from otel_db import attributes as attr
+from otel_db.settings import current_settings
+from otel_db.transactions import dbapi_transactions as tx
+
+
+def _opens_transaction(connection: Any) -> bool:
+    # psycopg2 sends BEGIN before the first statement when autocommit is off.
+    return not connection.autocommit and not connection.closed
+
+
+@functools.lru_cache(maxsize=64)
+def _connection_class(base: type) -> type:
+    """``base`` with commit/rollback/close/``with`` reporting to the transaction tracker."""
+
+    class TracedConnection(base):  # type: ignore[misc, valid-type]
+        def commit(self) -> None:
+            try:
+                super().commit()
+            except Exception:
+                tx.ended(self, attr.OUTCOME_UNKNOWN)
+                raise
+            tx.ended(self, attr.OUTCOME_COMMITTED)
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            except Exception:
+                tx.ended(self, attr.OUTCOME_UNKNOWN)
+                raise
+            tx.ended(self, attr.OUTCOME_ROLLED_BACK)
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                # The server rolls back what was open on a closed connection.
+                tx.ended(self, attr.OUTCOME_ROLLED_BACK)
+
+    TracedConnection.__name__ = TracedConnection.__qualname__ = f"OtelDb{base.__name__}"
+    return TracedConnection
+
+
+def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool) -> type:
+    class SiteCursor(traced):  # type: ignore[misc, valid-type]
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            return self._otel_db_run(super().execute, args, kwargs)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            return self._otel_db_run(super().executemany, args, kwargs)
+
+        def callproc(self, *args: Any, **kwargs: Any) -> Any:
+            return self._otel_db_run(super().callproc, args, kwargs)
+
+        def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:
+            connection = self.connection
+            token = tx.enter_statement(connection, system, _opens_transaction, track)
+            lost = False
+            try:
+                return method(*args, **kwargs)
+            except Exception:
+                lost = bool(getattr(connection, "closed", 0))
+                raise
+            finally:
+                tx.exit_statement(token, connection, lost)
+
+    return SiteCursor
+
+
+class _Integration(DatabaseApiIntegration):
+    def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
+        settings = current_settings()
+        base_cursor = kwargs.pop("cursor_factory", None)
+        traced = _new_cursor_factory(
+            db_api=self, **({"base_factory": base_cursor} if base_cursor else {})
+        )
+        from psycopg2.extensions import connection as pg_connection
+
+        kwargs["connection_factory"] = _connection_class(
+            kwargs.get("connection_factory") or pg_connection
+        )
+        connection = connect_method(*args, **kwargs)
+        self.get_connection_attributes(connection)
+        system: dict[str, Any] = {attr.DB_SYSTEM_NAME: "postgresql"}
+        if self.database:
+            system[attr.DB_NAMESPACE] = self.database
+        system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
+        connection.cursor_factory = _site_cursor_factory(traced, system, settings.transaction_spans)
+        return connection
+
+
+class Psycopg2StatementInstrumentor(Psycopg2Instrumentor):
+    """contrib's psycopg2 instrumentor plus pool and transaction facts."""
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = current_settings()
+        dbapi.wrap_connect(
+            "opentelemetry.instrumentation.psycopg2",
+            __import__("psycopg2"),
+            "connect",
+            self._DATABASE_SYSTEM,
+            self._CONNECTION_ATTRIBUTES,
+            version=__version__,
+            tracer_provider=kwargs.get("tracer_provider"),
+            db_api_integration_factory=_Integration,
+            enable_commenter=kwargs.get("enable_commenter", False),
+            commenter_options=kwargs.get("commenter_options", {}),
+            enable_attribute_commenter=kwargs.get("enable_attribute_commenter", False),
+            capture_parameters=kwargs.get("capture_parameters", False),
+        )
+        if settings.pool_attributes:
+            from otel_db.pools import psycopg2_pool
+
+            psycopg2_pool.install()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        super()._uninstrument(**kwargs)
+        from otel_db.pools import psycopg2_pool
+
+        psycopg2_pool.uninstall()
+
+
+__all__ = ["Psycopg2StatementInstrumentor"]
