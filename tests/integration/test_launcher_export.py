@@ -49,9 +49,20 @@ def _check(spans) -> None:
         assert resource["service.name"] == "otel-db-launcher-test"
         assert resource[attr.TELEMETRY_DISTRO_NAME] == "otel_db"
         assert resource[attr.TELEMETRY_DISTRO_VERSION] == __version__
-    parents = {span.span.parent_span_id for spans in per_marker.values() for span in spans}
+    # Every statement belongs to the workload span, directly or through its transaction span.
+    by_id = {span.span.span_id: span for span in spans}
+
+    def application_parent(span):
+        parent = by_id.get(span.span.parent_span_id)
+        while parent is not None and attr.TRANSACTION_ID in parent.attributes:
+            parent = by_id.get(parent.span.parent_span_id)
+        return parent
+
     workload = [s for s in spans if s.name == "workload"]
-    assert len(workload) == 1 and parents == {workload[0].span.span_id}
+    assert len(workload) == 1
+    for marker, (span,) in per_marker.items():
+        parent = application_parent(span)
+        assert parent is not None and parent.name == "workload", marker
 
 
 def test_grpc_export_of_the_acceptance_workload():

@@ -6,7 +6,7 @@ from tests.integration.launcher import run_script
 def test_engine_created_before_instrumentation_is_traced_once():
     result = run_script("engine_before_instrumentation.py", instrumented=False)
     assert result.returncode == 0, result.stderr
-    assert "SPANS=[\"SELECT 'before'\"]" in result.stdout
+    assert "SPANS=['SELECT 1 AS early_engine']" in result.stdout
 
 
 def test_app_without_greenlet_still_runs_under_the_launcher():

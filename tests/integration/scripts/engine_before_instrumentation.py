@@ -19,9 +19,9 @@ from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor  # noqa
 SQLAlchemyStatementInstrumentor().instrument()
 SQLite3StatementInstrumentor().instrument()
 with engine.connect() as conn:
-    conn.execute(sa.text("SELECT 'before'"))
+    conn.execute(sa.text("SELECT 1 AS early_engine"))
 texts = [
     s.attributes.get("db.query.text") or s.attributes.get("db.statement")
     for s in exporter.get_finished_spans()
 ]
-print("SPANS=" + repr([t for t in texts if t and "before" in t]))
+print("SPANS=" + repr([t for t in texts if t and "early_engine" in t]))

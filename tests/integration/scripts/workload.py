@@ -1,6 +1,7 @@
 """The issue's acceptance workload, run under the launcher by the export tests.
 
-Every statement carries a marker comment-free literal ``'otel_db_wl_N'`` so the test can
+Every SQL statement carries a marker column alias ``otel_db_wl_N`` (aliases survive
+sanitizing) so the test can
 count spans per statement. With ``--configure`` it calls ``otel_db.configure()`` itself
 instead of relying on ``opentelemetry-instrument``; ``--configure-twice`` calls it twice.
 """
@@ -31,22 +32,22 @@ REDIS = os.environ.get("OTEL_DB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def sync_engine() -> None:
     engine = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg2://", 1))
     with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 'otel_db_wl_1'"))
-        conn.execute(sa.text("SELECT 'otel_db_wl_2'"))
+        conn.execute(sa.text("SELECT 1 AS otel_db_wl_1"))
+        conn.execute(sa.text("SELECT 1 AS otel_db_wl_2"))
     engine.dispose()
 
 
 async def async_engine() -> None:
     engine = create_async_engine(PG.replace("postgresql://", "postgresql+asyncpg://", 1))
     async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 'otel_db_wl_3'"))
+        await conn.execute(sa.text("SELECT 1 AS otel_db_wl_3"))
     await engine.dispose()
 
 
 def raw_sqlite3() -> None:
     connection = sqlite3.connect(":memory:")
-    connection.execute("SELECT 'otel_db_wl_4'")
-    connection.cursor().execute("SELECT 'otel_db_wl_5'")
+    connection.execute("SELECT 1 AS otel_db_wl_4")
+    connection.cursor().execute("SELECT 1 AS otel_db_wl_5")
     connection.close()
 
 
