@@ -51,7 +51,7 @@ class DatabaseErrorEnricher(SpanEnricher):
         span = draft.span
         if span.status.status_code is not StatusCode.ERROR:
             return
-        attributes = span.attributes or {}
+        attributes = draft.attributes
         if attr.ERROR_CATEGORY in attributes or not is_db_client_span(span.kind, attributes):
             return
         facts: ErrorFacts | None = None

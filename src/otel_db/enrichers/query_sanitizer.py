@@ -110,7 +110,7 @@ class ErrorMessageScrubber(SpanEnricher):
         status = span.status
         if not events and status.status_code is not StatusCode.ERROR:
             return
-        database_span = db_system(span.attributes) is not None
+        database_span = db_system(draft.attributes) is not None
         scrubbed_any = False
         new_events: list[Event] = []
         for event in events:

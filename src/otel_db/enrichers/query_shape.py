@@ -67,7 +67,7 @@ class QueryShapeEnricher(SpanEnricher):
         span = draft.span
         if span.kind is not SpanKind.CLIENT:
             return
-        attributes = span.attributes or {}
+        attributes = draft.attributes  # the fast plain view of the ended span's attributes
         system = db_system(attributes)
         if system is None:
             return
