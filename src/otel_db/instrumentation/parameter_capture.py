@@ -7,7 +7,7 @@ cut to 256 characters, at most 32 parameters, secret-looking names always redact
 - SQLAlchemy: :func:`capture_statement_parameters` is a ``StatementHooks.on_start``
   hook and sees the real parameter objects. For ``executemany`` only the first row is
   recorded (``db.operation.batch.size`` tells how many there were).
-- contrib DB-API spans (psycopg2, pymysql): the distro asks contrib for its own
+- contrib psycopg2 spans: the distro asks contrib for its own
   ``capture_parameters`` option, which writes one string attribute,
   ``db.statement.parameters`` = ``str(params)``. :class:`ContribParameterEnricher`
   turns it back into values with ``ast.literal_eval`` (plain tuples and dicts of
@@ -33,7 +33,7 @@ from otel_db.sql.parameters import capture_parameters
 #: The attribute contrib's DB-API instrumentation writes when asked to capture.
 CONTRIB_PARAMETERS_ATTRIBUTE: Final = "db.statement.parameters"
 #: Contrib instrumentations (entry point names) with a ``capture_parameters`` option.
-CONTRIB_CAPTURE_INSTRUMENTATIONS: Final = frozenset({"psycopg2", "pymysql", "mysqlclient"})
+CONTRIB_CAPTURE_INSTRUMENTATIONS: Final = frozenset({"psycopg2"})
 _MAX_LITERAL_CHARS: Final = 16 * 1024
 
 
