@@ -69,23 +69,39 @@ def _exit_deadline() -> float:
 
 
 def bounded_exit() -> None:
-    """Flush and shut down every exporting processor and the meter provider, bounded."""
+    """Shut down the tracer provider, then the meter provider, within one deadline.
+
+    The whole tracer provider, not only otel_db's exporting processors: stages in front
+    of them (e.g. spans held until their transaction ends) release what they hold on
+    shutdown, and that must still reach an open exporter.
+    """
     deadline = _exit_deadline()
-    for processor in live_processors():
+    from opentelemetry import trace
+
+    _shutdown_provider(trace.get_tracer_provider(), deadline, "traces")
+    for processor in live_processors():  # whatever the provider did not reach in time
         try:
             processor.shutdown_until(deadline)
         except Exception as error:
             _logger.debug("otel_db: bounded shutdown of %r failed: %r", processor, error)
-    _shutdown_meter_provider(deadline)
-
-
-def _shutdown_meter_provider(deadline: float) -> None:
     from opentelemetry import metrics
 
-    provider: Any = metrics.get_meter_provider()
+    _shutdown_provider(metrics.get_meter_provider(), deadline, "metrics")
+
+
+def current_exit_deadline() -> float | None:
+    """The deadline of an exit in progress, for processors shut down by the provider."""
+    deadline = _deadline
+    return deadline if deadline is not None and deadline > time.monotonic() else None
+
+
+def _shutdown_provider(provider: Any, deadline: float, signal_name: str) -> None:
     shutdown = getattr(provider, "shutdown", None)
-    if not callable(shutdown) or getattr(provider, "_shutdown", True):
+    if not callable(shutdown) or getattr(provider, "_otel_db_exited", False):
         return
+    if getattr(provider, "_shutdown", False) is True:  # MeterProvider: already shut down
+        return
+    provider._otel_db_exited = True
     handler = getattr(provider, "_atexit_handler", None)
     if handler is not None:  # it would wait again, unbounded, after us
         atexit.unregister(handler)
@@ -94,23 +110,28 @@ def _shutdown_meter_provider(deadline: float) -> None:
     if remaining_s <= 0.05:
         _logger.warning(
             "otel_db: no time left in the exit bound (OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS) "
-            "for the metrics exporter; its last metrics are not exported"
+            "for the %s exporters; what they hold is not exported",
+            signal_name,
         )
         return
 
     def shutdown_quietly() -> None:
         try:
-            shutdown(timeout_millis=remaining_s * 1000)
+            if signal_name == "metrics":
+                shutdown(timeout_millis=remaining_s * 1000)
+            else:
+                shutdown()
         except Exception as error:
-            _logger.debug("otel_db: meter provider shutdown failed: %r", error)
+            _logger.debug("otel_db: %s provider shutdown failed: %r", signal_name, error)
 
-    worker = threading.Thread(target=shutdown_quietly, name="otel_db-metrics-exit", daemon=True)
+    worker = threading.Thread(target=shutdown_quietly, name="otel_db-exit", daemon=True)
     worker.start()
     worker.join(remaining_s)
     if worker.is_alive():
         _logger.warning(
-            "otel_db: the metrics exporter did not finish within the exit bound "
-            "(OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS); its last metrics are not exported"
+            "otel_db: the %s exporters did not finish within the exit bound "
+            "(OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS); what they hold is not exported",
+            signal_name,
         )
 
 

@@ -38,6 +38,7 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_SCHEDULE_DELAY_S = 5.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 5.0
+_EXIT_MARGIN_S = 0.5
 
 
 class _ExitHook:
@@ -166,7 +167,13 @@ class ResilientBatchProcessor(SpanProcessor):
             return True
 
     def shutdown(self) -> None:
-        self.shutdown_until(time.monotonic() + self.shutdown_timeout_s)
+        from otel_db.export.exit import current_exit_deadline
+
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        exiting = current_exit_deadline()
+        # A margin inside the exit deadline: the exit hook stops waiting for the provider
+        # at the deadline, and this processor's summary line must be out by then.
+        self.shutdown_until(min(deadline, exiting - _EXIT_MARGIN_S) if exiting else deadline)
 
     def shutdown_until(self, deadline: float) -> None:
         """Export what is queued until ``deadline``, then stop; never blocks past it."""
@@ -191,7 +198,7 @@ class ResilientBatchProcessor(SpanProcessor):
             self.exporter.shutdown()
         except Exception as error:
             _logger.debug("otel_db: exporter shutdown failed: %r", error)
-        self._worker.join(max(0.0, min(0.5, deadline - time.monotonic() + 0.5)))
+        self._worker.join(max(0.0, min(0.2, deadline - time.monotonic() + 0.2)))
         why = (
             "the collector did not answer within the exit bound"
             if stuck or self._failures
