@@ -72,10 +72,13 @@ def test_one_query_per_table_and_a_batched_in_are_not_flagged(pipeline):
 
 def test_statements_inside_a_transaction_span_count_for_the_application_span(pipeline):
     tracer, exporter, _ = pipeline
-    with tracer.start_as_current_span("job"), tracer.start_as_current_span(
-        "TRANSACTION",
-        kind=SpanKind.CLIENT,
-        attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.TRANSACTION_ID: "t1"},
+    with (
+        tracer.start_as_current_span("job"),
+        tracer.start_as_current_span(
+            "TRANSACTION",
+            kind=SpanKind.CLIENT,
+            attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.TRANSACTION_ID: "t1"},
+        ),
     ):
         for n in range(5):
             _statement(tracer, f"SELECT * FROM users WHERE id = {n}")
