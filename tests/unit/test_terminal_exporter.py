@@ -58,3 +58,26 @@ def test_shutdown_prints_traces_whose_root_never_arrived():
         ).end()
     exporter.shutdown()
     assert "INSERT jobs" in out.getvalue()
+
+
+def test_detail_lines_show_the_n_plus_one_offender_and_the_plan():
+    from otel_db.exporters.terminal_format import detail_lines, markers
+
+    parent = {
+        attr.N_PLUS_ONE_DETECTED: True,
+        attr.N_PLUS_ONE_COUNT: 8,
+        attr.N_PLUS_ONE_QUERY: "SELECT customers",
+        attr.QUERY_COUNT: 9,
+    }
+    assert markers(parent) == ["N+1 detected: 8x", "9 queries"]
+    assert detail_lines(parent) == ["N+1: SELECT customers"]
+    failed = {
+        attr.DB_SYSTEM_NAME: "postgresql",
+        attr.DB_QUERY_TEXT: "INSERT INTO t VALUES (?)",
+        attr.ERROR_CATEGORY: "deadlock",
+        attr.DB_RESPONSE_STATUS_CODE: "40P01",
+        attr.ERROR_RETRYABLE: True,
+        attr.QUERY_EXPLAIN: "Seq Scan on t\n  Filter: x",
+    }
+    assert markers(failed) == ["error deadlock 40P01 retryable"]
+    assert detail_lines(failed) == ["INSERT INTO t VALUES (?)", "plan: Seq Scan on t"]

@@ -44,9 +44,31 @@ def markers(attributes: Mapping[str, AttributeValue]) -> list[str]:
         out.append(f"{count} queries")
     category = attributes.get(attr.ERROR_CATEGORY)
     if category is not None:
+        code = attributes.get(attr.DB_RESPONSE_STATUS_CODE)
+        detail = f" {code}" if code is not None else ""
         retry = " retryable" if attributes.get(attr.ERROR_RETRYABLE) else ""
-        out.append(f"error {category}{retry}")
+        out.append(f"error {category}{detail}{retry}")
     return out
+
+
+def detail_lines(attributes: Mapping[str, AttributeValue]) -> list[str]:
+    """Lines shown under a span: its statement, the N+1 offender, the plan's first line."""
+    lines: list[str] = []
+    text = query_text(attributes)
+    if text:
+        lines.append(_one_line(text))
+    offender = attributes.get(attr.N_PLUS_ONE_QUERY)
+    if isinstance(offender, str):
+        lines.append(_one_line(f"N+1: {offender}"))
+    plan = attributes.get(attr.QUERY_EXPLAIN)
+    if isinstance(plan, str) and plan.strip():
+        lines.append(_one_line(f"plan: {plan.strip().splitlines()[0]}"))
+    return lines
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _TEXT_WIDTH else text[: _TEXT_WIDTH - 1] + "…"
 
 
 def _is_db(span: ReadableSpan) -> bool:
@@ -89,12 +111,7 @@ def render_trace(spans: Sequence[ReadableSpan]) -> list[str]:
         tag_text = f"  [{' · '.join(tags)}]" if tags else ""
         lines.append(f"{prefix}{branch}{span.name}  {_duration_ms(span):.2f} ms{error}{tag_text}")
         inner = prefix + ("   " if last else "│  ")
-        text = query_text(attrs)
-        if text:
-            text = " ".join(text.split())
-            if len(text) > _TEXT_WIDTH:
-                text = text[: _TEXT_WIDTH - 1] + "…"
-            lines.append(f"{inner}   {text}")
+        lines.extend(f"{inner}   {line}" for line in detail_lines(attrs))
         kids = [child for child in children.get(span.context.span_id, ()) if relevant(child)]
         for index, child in enumerate(kids):
             walk(child, inner, index == len(kids) - 1)
