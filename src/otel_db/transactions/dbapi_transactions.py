@@ -1,9 +1,10 @@
 """DB-API transactions (psycopg2, sqlite3): the one the driver opens, to COMMIT/ROLLBACK.
 
 With autocommit off the driver sends BEGIN itself before the first statement; the
-transaction span is therefore started just before that statement (so the statement is
-its child) and ended by ``commit()`` / ``rollback()`` / ``with conn:`` or a lost
-connection. Autocommit statements are not in a transaction.
+transaction span is therefore started just before that statement, and made current
+around each of its statements (so they are its children); it ends at ``commit()``,
+``rollback()``, ``with conn:``, ``close()`` or a lost connection. Autocommit statements
+are not in a transaction.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from collections.abc import Callable
 from contextvars import Token
 from typing import Any
 
+from opentelemetry import context as context_api
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
 from otel_db.transactions.tracker import default_tracker
+
+StatementTokens = tuple[Token[StatementSite | None], object | None]
 
 #: (connection) -> whether the next statement runs inside a driver-opened transaction.
 InTransaction = Callable[[Any], bool]
@@ -28,7 +33,7 @@ def enter_statement(
     system_attributes: dict[str, Any],
     opens_transaction: InTransaction,
     track_transactions: bool,
-) -> Token[StatementSite | None] | None:
+) -> StatementTokens | None:
     """Before the driver runs a statement: open/find its transaction, mark the site."""
     if not is_instrumentation_enabled():
         return None  # SQLAlchemy (or another tracer) owns this statement
@@ -39,18 +44,32 @@ def enter_statement(
             transaction = tracker.current(connection)
             if transaction is None and opens_transaction(connection):
                 name = f"TRANSACTION {system_attributes.get(attr.DB_NAMESPACE) or ''}".strip()
-                transaction = tracker.begin(connection, name, system_attributes)
-        return CURRENT_SITE.set(StatementSite(connection, transaction))
+                # Not made current for its whole life: DB-API connections interleave
+                # freely (two connections, threads), so the transaction is only current
+                # around each of its statements (below), in strict LIFO order.
+                transaction = tracker.begin(connection, name, system_attributes, make_current=False)
+        context_token = None
+        # Under the span that opened the transaction, statements nest in the transaction
+        # span; a statement run later under another application span stays under that
+        # span (it is still tagged with the transaction and gets its outcome).
+        if transaction is not None and trace.get_current_span() is transaction.opened_under:
+            context_token = context_api.attach(
+                trace.set_span_in_context(transaction.innermost.span)
+            )
+        return (CURRENT_SITE.set(StatementSite(connection, transaction)), context_token)
     except Exception as error:
         FAILURES.report("DB-API statement start", error)
         return None
 
 
-def exit_statement(token: Token[StatementSite | None] | None, connection: Any, lost: bool) -> None:
-    if token is None:
+def exit_statement(tokens: StatementTokens | None, connection: Any, lost: bool) -> None:
+    if tokens is None:
         return
     try:
-        CURRENT_SITE.reset(token)
+        site_token, context_token = tokens
+        if context_token is not None:
+            context_api.detach(context_token)
+        CURRENT_SITE.reset(site_token)
         if lost:
             default_tracker().end(connection, attr.OUTCOME_UNKNOWN)
     except Exception as error:

@@ -61,6 +61,7 @@ class Transaction:
     __slots__ = (
         "id",
         "lost",
+        "opened_under",
         "root",
         "savepoints",
         "started",
@@ -73,6 +74,8 @@ class Transaction:
         self.savepoints: list[tuple[str, _Scope]] = []
         self.statements: dict[int, _Scope] = {}
         self.lost = False
+        #: The span that was current at BEGIN (the application span, usually).
+        self.opened_under: trace.Span = trace.get_current_span()
         self.started = time.monotonic()
 
     @property
@@ -128,6 +131,7 @@ class TransactionTracker:
         self._open: OrderedDict[int, tuple[Hashable, Transaction]] = OrderedDict()
         self._recent: OrderedDict[str, OutcomeOf] = OrderedDict()
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._orphans: OrderedDict[int, tuple[trace.Span, object]] = OrderedDict()
         self.evicted = 0
 
     # -- listeners (holding stages) -------------------------------------------------
@@ -161,14 +165,17 @@ class TransactionTracker:
         make_current: bool = True,
     ) -> Transaction:
         """Open a transaction on ``key`` (ending a forgotten one there as ``unknown``)."""
+        self._settle_orphans()
         stale = self._take(key)
         if stale is not None:
             self._finish(stale, attr.OUTCOME_UNKNOWN, None)
+        opened_under = trace.get_current_span()
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         transaction_id = f"{span.get_span_context().span_id:016x}"
         span.set_attribute(attr.TRANSACTION_ID, transaction_id)
         token = context_api.attach(trace.set_span_in_context(span)) if make_current else None
         transaction = Transaction(transaction_id, _Scope(span, token, None))
+        transaction.opened_under = opened_under
         evicted: list[Transaction] = []
         with self._lock:
             self._open[id(key)] = (key, transaction)
@@ -316,21 +323,42 @@ class TransactionTracker:
             span.set_attribute(attr.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, error_type))
         if scope.token is not None:
-            _detach_if_current(scope.token, span)
+            if trace.get_current_span() is span:
+                _detach(scope.token)
+                span.end()
+                self._settle_orphans()
+                scope.token = None
+                return
+            self._remember_orphan(span, scope.token)
             scope.token = None
         span.end()
 
+    def _remember_orphan(self, span: trace.Span, token: object) -> None:
+        """A scope ended while not current (connections interleaved, another scope).
 
-def _detach_if_current(token: object, span: trace.Span) -> None:
-    """Detach the transaction's context only when it is still the current one.
+        Its context stays below the current one; if a later detach brings it back as the
+        current context, it is detached then (see :meth:`_settle_orphans`).
+        """
+        with self._lock:
+            self._orphans[id(span)] = (span, token)
+            while len(self._orphans) > MAX_OPEN_TRANSACTIONS:
+                self._orphans.popitem(last=False)
 
-    BEGIN and COMMIT need not happen in the same scope (a session committed by another
-    function, an async task): restoring the context of BEGIN's time then would put a
-    stale span back in place. When the scope that attached it has already moved on, the
-    context is left as it is; it disappears with that scope.
-    """
-    if trace.get_current_span() is not span:
-        return
+    def _settle_orphans(self) -> None:
+        """Detach ended transaction contexts that have become current again."""
+        for _ in range(64):  # bounded: each pass removes one level
+            if not self._orphans:
+                return
+            current = trace.get_current_span()
+            with self._lock:
+                entry = self._orphans.get(id(current))
+                if entry is None or entry[0] is not current:
+                    return
+                del self._orphans[id(current)]
+            _detach(entry[1])
+
+
+def _detach(token: object) -> None:
     # A token from another task's context: nothing to undo here.
     with contextlib.suppress(Exception):
         context_api.detach(token)
