@@ -118,3 +118,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_span_left_current() -> Iterator[None]:
+    """Fails a test that leaves a span attached as current: the app's next span would get
+    a stale parent (a leaked context is an instrumentation bug, never the app's)."""
+    yield
+    leaked = trace.get_current_span()
+    if leaked.get_span_context().is_valid:
+        name = getattr(leaked, "name", "?")
+        pytest.fail(f"a span is still current after the test: {name!r}")
