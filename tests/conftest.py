@@ -29,6 +29,9 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("OTEL_DB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+MARIADB_SQLALCHEMY_URL = (
+    f"mysql+pymysql://{MARIADB['user']}@{MARIADB['host']}:{MARIADB['port']}/{MARIADB['database']}"
+)
 
 #: Settings of the session-wide pipeline; tests rely on these values.
 SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}

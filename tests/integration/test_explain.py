@@ -18,7 +18,7 @@ from otel_db import attributes as attr
 from otel_db.explain.runners import explain_postgresql
 from otel_db.explain.slow_select import SlowSelectExplainer
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
-from tests.conftest import MARIADB, POSTGRES_URL
+from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL
 
 PG_SQLALCHEMY = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
 SECRET_NUMBER = 918273
@@ -160,15 +160,7 @@ def test_sqlite_query_plan(spans, explainer, tmp_path):
 
 @pytest.mark.mariadb
 def test_mariadb_plan(spans, explainer):
-    url = sa.engine.URL.create(
-        "mysql+pymysql",
-        username=MARIADB["user"],
-        password=MARIADB["password"] or None,
-        host=MARIADB["host"],
-        port=MARIADB["port"],
-        database=MARIADB["database"],
-    )
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(MARIADB_SQLALCHEMY_URL)
     table = f"otel_db_explain_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {table} (id INT PRIMARY KEY, email VARCHAR(100))"))

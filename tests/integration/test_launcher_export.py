@@ -65,45 +65,46 @@ def _check(spans) -> None:
         assert parent is not None and parent.name == "workload", marker
 
 
-def test_grpc_export_of_the_acceptance_workload():
-    with OtlpTraceReceiver() as receiver:
-        result = run_script(
-            "workload.py",
-            env={
+def _export_workload(
+    receiver_class: type = OtlpTraceReceiver,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    *,
+    instrumented: bool = True,
+):
+    """Runs the workload against a fresh receiver; returns the process result and the spans."""
+    with receiver_class() as receiver:
+        if receiver_class is OtlpHttpTraceReceiver:
+            target = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            }
+        else:
+            target = {
                 "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            },
+            }
+        result = run_script(
+            "workload.py", args, env={**target, **(env or {})}, instrumented=instrumented
         )
         assert result.returncode == 0, result.stderr
         spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    return result, spans
+
+
+def test_grpc_export_of_the_acceptance_workload():
+    result, spans = _export_workload(OtlpTraceReceiver)
     _check(spans)
     assert "falls outside of that range" not in result.stderr
 
 
 def test_http_export_of_the_acceptance_workload():
-    with OtlpHttpTraceReceiver() as receiver:
-        result = run_script(
-            "workload.py",
-            env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            },
-        )
-        assert result.returncode == 0, result.stderr
-        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _, spans = _export_workload(OtlpHttpTraceReceiver)
     _check(spans)
 
 
 def test_configure_gives_the_same_result_without_the_launcher():
-    with OtlpTraceReceiver() as receiver:
-        result = run_script(
-            "workload.py",
-            ["--configure"],
-            env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}"},
-            instrumented=False,
-        )
-        assert result.returncode == 0, result.stderr
-        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _, spans = _export_workload(args=("--configure",), instrumented=False)
     _check(spans)
 
 
@@ -137,16 +138,7 @@ def test_configuring_twice_adds_no_processor_or_resource_entry():
 
 
 def test_users_semconv_choice_wins():
-    with OtlpTraceReceiver() as receiver:
-        result = run_script(
-            "workload.py",
-            env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
-                "OTEL_SEMCONV_STABILITY_OPT_IN": "database/dup,http/dup",
-            },
-        )
-        assert result.returncode == 0, result.stderr
-        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    _, spans = _export_workload(env={"OTEL_SEMCONV_STABILITY_OPT_IN": "database/dup,http/dup"})
     per_marker = _spans_per_marker(spans)
     for marker in MARKERS:
         (span,) = per_marker[marker]
@@ -155,16 +147,7 @@ def test_users_semconv_choice_wins():
 
 
 def test_bad_distro_setting_warns_once_and_telemetry_still_flows():
-    with OtlpTraceReceiver() as receiver:
-        result = run_script(
-            "workload.py",
-            env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.endpoint}",
-                "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "fast",
-            },
-        )
-        assert result.returncode == 0, result.stderr
-        spans = receiver.wait_for_spans(lambda s: any(x.name == "workload" for x in s), 20)
+    result, spans = _export_workload(env={"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "fast"})
     _check(spans)
     warnings = [line for line in result.stderr.splitlines() if "SLOW_QUERY_THRESHOLD_MS" in line]
     assert len(warnings) == 1, result.stderr

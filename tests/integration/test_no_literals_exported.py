@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import MARIADB, POSTGRES_URL, REDIS_URL
+from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
 
 CANARIES = ("hunter2", "alice.canary@example.com", "918273", "s3cr3t-t0ken")
 PASSWORD, EMAIL, NUMBER, TOKEN = CANARIES
@@ -128,15 +128,7 @@ def test_sqlite3_raw_and_sqlalchemy(spans, tmp_path):
 
 @pytest.mark.mariadb
 def test_mariadb_through_sqlalchemy(spans):
-    url = sa.engine.URL.create(
-        "mysql+pymysql",
-        username=MARIADB["user"],
-        password=MARIADB["password"] or None,
-        host=MARIADB["host"],
-        port=MARIADB["port"],
-        database=MARIADB["database"],
-    )
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(MARIADB_SQLALCHEMY_URL)
     table = f"otel_db_canary_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {table} (email VARCHAR(100) UNIQUE, n INT)"))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from otel_db import attributes as attr
 from otel_db.instrumentation.parameter_capture import capture_statement_parameters
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
-from tests.conftest import MARIADB, POSTGRES_URL, REDIS_URL
+from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
 
 
 def _by_text(spans, fragment):
@@ -56,15 +56,7 @@ def test_sqlite3_join_has_a_summary_and_no_single_collection(spans):
 
 @pytest.mark.mariadb
 def test_mariadb_through_sqlalchemy(spans):
-    url = sa.engine.URL.create(
-        "mysql+pymysql",
-        username=MARIADB["user"],
-        password=MARIADB["password"] or None,
-        host=MARIADB["host"],
-        port=MARIADB["port"],
-        database=MARIADB["database"],
-    )
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(MARIADB_SQLALCHEMY_URL)
     with engine.connect() as conn:
         conn.execute(
             sa.text("SELECT table_name FROM information_schema.tables WHERE table_rows > 42")

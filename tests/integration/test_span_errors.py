@@ -14,7 +14,7 @@ import redis
 import sqlalchemy as sa
 
 from otel_db import attributes as attr
-from tests.conftest import MARIADB, POSTGRES_URL, REDIS_URL
+from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
 
 PG_SQLALCHEMY = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
 SECRET = "alice-918273@example.com"
@@ -147,15 +147,7 @@ def test_sqlite3_constraint_and_no_such_column(spans):
 
 @pytest.mark.mariadb
 def test_mariadb_duplicate_entry_through_sqlalchemy(spans):
-    url = sa.engine.URL.create(
-        "mysql+pymysql",
-        username=MARIADB["user"],
-        password=MARIADB["password"] or None,
-        host=MARIADB["host"],
-        port=MARIADB["port"],
-        database=MARIADB["database"],
-    )
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(MARIADB_SQLALCHEMY_URL)
     table = f"otel_db_err_{uuid.uuid4().hex[:8]}"
     try:
         with engine.begin() as conn:

@@ -68,23 +68,12 @@ class _RecordingTraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-class OtlpTraceReceiver:
-    """OTLP/gRPC TraceService on 127.0.0.1:<free port>; a context manager."""
+class RecordingReceiver:
+    """What every test receiver shares: recorded requests, their spans, and waiting for them."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Condition()
         self._requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-            _RecordingTraceService(self._record), self._server
-        )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
-        self.host = host
-
-    @property
-    def endpoint(self) -> str:
-        """host:port, the form OTLP/gRPC clients take."""
-        return f"{self.host}:{self.port}"
 
     def _record(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         with self._lock:
@@ -124,6 +113,24 @@ class OtlpTraceReceiver:
                         f"{sorted(s.name for s in spans)}"
                     )
                 self._lock.wait(min(remaining, 0.2))
+
+
+class OtlpTraceReceiver(RecordingReceiver):
+    """OTLP/gRPC TraceService on 127.0.0.1:<free port>; a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            _RecordingTraceService(self._record), self._server
+        )
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.host = host
+
+    @property
+    def endpoint(self) -> str:
+        """host:port, the form OTLP/gRPC clients take."""
+        return f"{self.host}:{self.port}"
 
     def start(self) -> OtlpTraceReceiver:
         self._server.start()
