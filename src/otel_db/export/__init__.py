@@ -3,6 +3,7 @@ time the process spends exporting at exit or on SIGTERM, and says what it could 
 deliver and why."""
 
 from otel_db.export.exit import install_exit_handling
+from otel_db.export.report import attach_secret_masking
 from otel_db.export.resilient import ResilientBatchProcessor
 
-__all__ = ["ResilientBatchProcessor", "install_exit_handling"]
+__all__ = ["ResilientBatchProcessor", "attach_secret_masking", "install_exit_handling"]

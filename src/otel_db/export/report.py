@@ -17,6 +17,10 @@ EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http._common",
 )
 
+#: Logger of the SDK's OTEL_EXPORTER_OTLP_*_HEADERS parser: on a malformed entry it
+#: prints the whole ``name=value`` pair, i.e. the token of an ``authorization`` header.
+HEADER_PARSER_LOGGER = "opentelemetry.util.re"
+
 REPORT_INTERVAL_S = 60.0
 
 
@@ -48,7 +52,50 @@ class ExporterErrorCapture(logging.Filter):
 ERRORS = ExporterErrorCapture()
 
 
+def mask_header_value(pair: str) -> str:
+    """``name=value`` → ``name=***``: any header value may be a credential."""
+    name, equals, _value = pair.partition("=")
+    return f"{name.strip()}=***" if equals else "***"
+
+
+class HeaderValueMask(logging.Filter):
+    """Masks the header pairs the SDK's header parser puts in its warnings.
+
+    The parser logs ``... must be URL encoded ...: %s`` with the offending pair as the
+    argument; the pair is replaced by ``name=***`` and the message itself kept, so the
+    user still learns which header is malformed.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            args = record.args
+            if isinstance(args, tuple) and args:
+                record.args = tuple(mask_header_value(a) if isinstance(a, str) else a for a in args)
+            elif isinstance(record.msg, str) and not args and "=" in record.msg:
+                head, sep, pair = record.msg.rpartition(": ")
+                if sep:
+                    record.msg = f"{head}{sep}{mask_header_value(pair)}"
+        except Exception:  # a masking bug must not lose the record
+            record.msg, record.args = "otel_db: an OTLP header could not be parsed", None
+        return True
+
+
+HEADERS = HeaderValueMask()
+
+
+def attach_secret_masking() -> None:
+    """Mask header values in the SDK header parser's warnings (idempotent).
+
+    Call it before the exporters are built: they parse OTEL_EXPORTER_OTLP_*_HEADERS in
+    their constructor, so a filter attached later misses the first exporter's warning.
+    """
+    parser_logger = logging.getLogger(HEADER_PARSER_LOGGER)
+    if HEADERS not in parser_logger.filters:
+        parser_logger.addFilter(HEADERS)
+
+
 def attach_error_capture() -> None:
+    attach_secret_masking()
     for name in EXPORTER_LOGGERS:
         exporter_logger = logging.getLogger(name)
         if ERRORS not in exporter_logger.filters:
