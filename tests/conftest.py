@@ -77,9 +77,9 @@ class SpanCapture:
 
 def _instrument_everything() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
+    from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 
@@ -87,7 +87,7 @@ def _instrument_everything() -> None:
         SQLAlchemyStatementInstrumentor(),
         SQLite3StatementInstrumentor(),
         Psycopg2StatementInstrumentor(),
-        RedisInstrumentor(),
+        RedisStatementInstrumentor(),
         AsyncPGInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:

@@ -24,6 +24,10 @@ def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[st
         from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
 
         return Psycopg2StatementInstrumentor
+    if name == "redis":  # contrib's, plus pool facts, MULTI/EXEC transactions (issue 3)
+        from otel_db.instrumentation.redis import RedisStatementInstrumentor
+
+        return RedisStatementInstrumentor
     if name == "sqlite3":
         from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 

@@ -1,0 +1,230 @@
+"""redis-py with pool facts, MULTI/EXEC transactions and operation durations.
+
+contrib's statement spans are kept as they are. otel_db wraps around them:
+
+- ``Pipeline.execute`` (sync and asyncio): a transaction span around a MULTI/EXEC
+  pipeline (``transactions/redis_transactions.py``), parent of contrib's pipeline span;
+- ``execute_command`` / ``immediate_execute_command``: which connection a statement runs
+  on when the client or pipeline already holds one (pool facts for ``WATCH`` pipelines
+  and ``single_connection_client``); other statements get theirs from the checkout
+  (``pools/redis_pool.py``);
+- all three: ``db.client.operation.duration`` (contrib's redis instrumentation records
+  no metrics).
+
+These wrappers are applied after contrib's, so they run outside contrib's span.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+
+from otel_db import attributes as attr
+from otel_db.metrics.instruments import recorders
+from otel_db.pipeline.containment import FAILURES
+from otel_db.settings import current_settings
+from otel_db.transactions import redis_transactions
+from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
+
+_wrapped: list[tuple[Any, str]] = []
+_lock = threading.Lock()
+
+
+def _system_attributes(client: Any) -> dict[str, Any]:
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    out: dict[str, Any] = {
+        attr.DB_SYSTEM_NAME: "redis",
+        attr.DB_NAMESPACE: str(kwargs.get("db", 0)),
+    }
+    if kwargs.get("path"):
+        out[attr.SERVER_ADDRESS] = kwargs["path"]
+    else:
+        out[attr.SERVER_ADDRESS] = kwargs.get("host") or "localhost"
+        out[attr.SERVER_PORT] = int(kwargs.get("port") or 6379)
+    return out
+
+
+def _record_duration(
+    client: Any, operation: Any, started: float, error: BaseException | None
+) -> None:
+    try:
+        elapsed = time.perf_counter() - started
+        attributes = _system_attributes(client)
+        if isinstance(operation, bytes):
+            operation = operation.decode("utf-8", "replace")
+        if operation:
+            attributes[attr.DB_OPERATION_NAME] = str(operation).upper()
+        if error is not None:
+            attributes[attr.ERROR_TYPE] = type(error).__qualname__
+        for recorder in recorders():
+            recorder.operation_duration.record(elapsed, attributes)
+    except Exception as failure:
+        FAILURES.report("redis operation duration", failure)
+
+
+def _site_token(connection: Any, transaction: Any) -> Any:
+    if connection is None and transaction is None:
+        return None
+    try:
+        return CURRENT_SITE.set(StatementSite(connection, transaction))
+    except Exception as failure:
+        FAILURES.report("redis statement site", failure)
+        return None
+
+
+def _reset(token: Any) -> None:
+    if token is not None:
+        try:
+            CURRENT_SITE.reset(token)
+        except Exception as failure:  # another context (should not happen)
+            FAILURES.report("redis statement site reset", failure)
+
+
+def _pipeline_start(pipeline: Any) -> tuple[Any, Any]:
+    transaction = None
+    try:
+        if current_settings().transaction_spans and redis_transactions.is_transaction(pipeline):
+            transaction = redis_transactions.begin(pipeline, _system_attributes(pipeline))
+    except Exception as failure:
+        FAILURES.report("redis pipeline start", failure)
+    return transaction, _site_token(getattr(pipeline, "connection", None), transaction)
+
+
+def _operation(pipeline: Any) -> str:
+    return "MULTI" if redis_transactions.is_transaction(pipeline) else "PIPELINE"
+
+
+def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not is_instrumentation_enabled():
+        return wrapped(*args, **kwargs)
+    operation = _operation(pipeline)
+    transaction, token = _pipeline_start(pipeline)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _reset(token)
+        _record_duration(pipeline, operation, started, error)
+        redis_transactions.end(transaction, error)
+
+
+async def _async_execute(
+    wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if not is_instrumentation_enabled():
+        return await wrapped(*args, **kwargs)
+    operation = _operation(pipeline)
+    transaction, token = _pipeline_start(pipeline)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _reset(token)
+        _record_duration(pipeline, operation, started, error)
+        redis_transactions.end(transaction, error)
+
+
+def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not is_instrumentation_enabled():
+        return wrapped(*args, **kwargs)
+    token = _site_token(getattr(client, "connection", None), None)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _reset(token)
+        _record_duration(client, args[0] if args else None, started, error)
+
+
+async def _async_command(
+    wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if not is_instrumentation_enabled():
+        return await wrapped(*args, **kwargs)
+    token = _site_token(getattr(client, "connection", None), None)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _reset(token)
+        _record_duration(client, args[0] if args else None, started, error)
+
+
+def _install_wrappers() -> None:
+    import importlib
+
+    from wrapt import wrap_function_wrapper
+
+    targets = [
+        ("redis.client", "Redis.execute_command", _command),
+        ("redis.client", "Pipeline.execute", _execute),
+        ("redis.client", "Pipeline.immediate_execute_command", _command),
+        ("redis.asyncio.client", "Redis.execute_command", _async_command),
+        ("redis.asyncio.client", "Pipeline.execute", _async_execute),
+        ("redis.asyncio.client", "Pipeline.immediate_execute_command", _async_command),
+    ]
+    with _lock:
+        if _wrapped:
+            return
+        for module_name, target, wrapper in targets:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            cls_name, method = target.split(".")
+            wrap_function_wrapper(module, target, wrapper)
+            _wrapped.append((getattr(module, cls_name), method))
+
+
+def _remove_wrappers() -> None:
+    with _lock:
+        for owner, method in reversed(_wrapped):
+            unwrap(owner, method)
+        _wrapped.clear()
+
+
+class RedisStatementInstrumentor(RedisInstrumentor):
+    """contrib's redis instrumentor plus pool facts, MULTI/EXEC transactions, durations."""
+
+    # BaseInstrumentor is a per-class singleton looked up through the MRO: without this,
+    # an earlier RedisInstrumentor() would be returned for this class too.
+    _instance = None
+
+    def _instrument(self, **kwargs: Any) -> None:
+        super()._instrument(**kwargs)
+        _install_wrappers()  # after contrib's: outermost, around contrib's span
+        if current_settings().pool_attributes:
+            from otel_db.pools import redis_pool
+
+            redis_pool.install()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _remove_wrappers()  # outermost first, then contrib's
+        super()._uninstrument(**kwargs)
+        from otel_db.pools import redis_pool
+
+        redis_pool.uninstall()
+
+
+__all__ = ["RedisStatementInstrumentor"]

@@ -1,0 +1,1 @@
+"""Database client metrics (semantic-conventions names): pools and operation durations."""
