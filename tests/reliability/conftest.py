@@ -92,3 +92,30 @@ SMALL_APP = """
 def receiver() -> Iterator[OtlpTraceReceiver]:
     with OtlpTraceReceiver() as running:
         yield running
+
+
+def session_stages(kind: type) -> list:
+    """Every stage of ``kind`` in the session pipeline (enrichers included), for tests
+    that check what the real pipeline holds after a fault."""
+    from opentelemetry import trace
+
+    found: list = []
+    provider = trace.get_tracer_provider()
+    todo = list(getattr(provider._active_span_processor, "_span_processors", ()))
+    while todo:
+        stage = todo.pop()
+        if isinstance(stage, kind):
+            found.append(stage)
+        todo.extend(e for e in getattr(stage, "enrichers", ()) if isinstance(e, kind))
+        downstream = getattr(stage, "downstream", None)
+        if downstream is not None:
+            todo.append(downstream)
+    return found
+
+
+def held_spans() -> int:
+    """Statement spans the session's transaction holding stage still holds."""
+    from otel_db.pipeline.transaction_holding import TransactionHoldingStage
+
+    (stage,) = session_stages(TransactionHoldingStage)
+    return stage.held_count
