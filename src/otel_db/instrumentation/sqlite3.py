@@ -1,26 +1,137 @@
-"""sqlite3 tracing that also covers ``Connection.execute()``.
+"""sqlite3 tracing that also covers ``Connection.execute()``, with transactions.
 
 contrib's sqlite3 instrumentation traces statements run through ``cursor()``, but
 ``connection.execute(...)``, the most common sqlite3 idiom, goes straight to the C
 connection and is never seen. The proxy here routes those shortcuts through a traced
 cursor, exactly what sqlite3 itself does internally.
+
+Transactions (``transactions/dbapi_transactions.py``): in sqlite3's default (legacy)
+mode the driver sends BEGIN itself before INSERT/UPDATE/DELETE/REPLACE, never before a
+SELECT or DDL; with ``isolation_level=None`` it sends none. The transaction span is
+opened just before the statement the driver will open it for (predicted from its first
+keyword, so the statement is the transaction's child), and checked against
+``connection.in_transaction`` after every statement: SQL ``COMMIT``/``ROLLBACK``, a
+statement that failed before BEGIN, or a ``BEGIN`` the prediction missed are settled
+there. It ends at ``commit()``, ``rollback()``, ``with conn:``, ``close()`` and the
+implicit COMMIT that ``executescript()`` sends first.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.instrumentation import dbapi
-from opentelemetry.instrumentation.dbapi import DatabaseApiIntegration, TracedConnectionProxy
+from opentelemetry.instrumentation.dbapi import (
+    DatabaseApiIntegration,
+    TracedConnectionProxy,
+    TracedCursorProxy,
+)
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 from opentelemetry.instrumentation.sqlite3.version import __version__
 
+from otel_db import attributes as attr
+from otel_db.pipeline.containment import FAILURES
+from otel_db.settings import current_settings
+from otel_db.transactions import dbapi_transactions as tx
+
 _DATABASE_SYSTEM = "sqlite"
+
+# Leading whitespace and comments, then the first keyword (how sqlite3 decides is_dml).
+_FIRST_WORD = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*([A-Za-z]+)", re.DOTALL)
+_DML = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+_EXPLICIT_BEGIN = frozenset({"BEGIN", "SAVEPOINT"})
+_COMMITTING = frozenset({"COMMIT", "END", "RELEASE"})
+
+
+def _first_word(statement: Any) -> str:
+    if not isinstance(statement, str):
+        return ""
+    found = _FIRST_WORD.match(statement)
+    return found.group(1).upper() if found else ""
+
+
+def _legacy(connection: Any) -> bool:
+    """sqlite3's legacy transaction control (the default, and the only mode before 3.12)."""
+    autocommit = getattr(connection, "autocommit", None)
+    return autocommit not in (True, False) and connection.isolation_level is not None
+
+
+def _opens_transaction(connection: Any, statement: Any) -> bool:
+    if connection.in_transaction or getattr(connection, "autocommit", None) is False:
+        return True
+    word = _first_word(statement)
+    if word in _EXPLICIT_BEGIN:
+        return True
+    return word in _DML and _legacy(connection)
+
+
+def _settle(connection: Any, statement: Any, system: dict[str, Any]) -> None:
+    """After a statement: make the tracker agree with ``connection.in_transaction``."""
+    try:
+        open_now = connection.in_transaction
+    except Exception:  # closed connection
+        return
+    tracked = tx.is_open(connection)
+    if tracked and not open_now:
+        # SQL COMMIT / END / RELEASE of the outermost savepoint persisted it; anything
+        # else (ROLLBACK, a statement that failed before BEGIN, an error that made SQLite
+        # roll back) did not.
+        committed = _first_word(statement) in _COMMITTING
+        tx.ended(connection, attr.OUTCOME_COMMITTED if committed else attr.OUTCOME_ROLLED_BACK)
+    elif open_now and not tracked:
+        tx.began_outside(connection, system)
+
+
+class _SQLite3CursorProxy(TracedCursorProxy):
+    """contrib's traced cursor, telling the transaction tracker about each statement."""
+
+    def __init__(self, cursor: Any, integration: DatabaseApiIntegration, system: dict[str, Any]):
+        super().__init__(cursor, integration)
+        self._self_system = system
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return self._otel_db_run(super().execute, args, kwargs)
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        return self._otel_db_run(super().executemany, args, kwargs)
+
+    def _otel_db_run(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        if not current_settings().transaction_spans:
+            return method(*args, **kwargs)
+        connection = self.__wrapped__.connection
+        statement = args[0] if args else kwargs.get("sql")
+        tokens = tx.enter_statement(
+            connection,
+            self._self_system,
+            lambda conn: _opens_transaction(conn, statement),
+            True,
+        )
+        try:
+            return method(*args, **kwargs)
+        finally:
+            tx.exit_statement(tokens, connection, False)
+            if tokens is not None:
+                _settle(connection, statement, self._self_system)
 
 
 class _SQLite3ConnectionProxy(TracedConnectionProxy):
+    def __init__(self, connection: Any, integration: DatabaseApiIntegration) -> None:
+        super().__init__(connection, integration)
+        system: dict[str, Any] = {attr.DB_SYSTEM_NAME: _DATABASE_SYSTEM}
+        if integration.database:
+            system[attr.DB_NAMESPACE] = integration.database
+        self._self_system = system
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return _SQLite3CursorProxy(
+            self.__wrapped__.cursor(*args, **kwargs),
+            self._self_db_api_integration,
+            self._self_system,
+        )
+
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return self.cursor().execute(*args, **kwargs)
 
@@ -28,7 +139,55 @@ class _SQLite3ConnectionProxy(TracedConnectionProxy):
         return self.cursor().executemany(*args, **kwargs)
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:
-        return self.cursor().executescript(*args, **kwargs)
+        connection = self.__wrapped__
+        try:
+            # sqlite3 COMMITs a pending transaction before running the script.
+            if connection.in_transaction and getattr(connection, "autocommit", None) not in (
+                True,
+                False,
+            ):
+                tx.ended(connection, attr.OUTCOME_COMMITTED)
+        except Exception as failure:
+            FAILURES.report("sqlite3 executescript", failure)
+        try:
+            return self.cursor().executescript(*args, **kwargs)
+        finally:
+            if current_settings().transaction_spans:
+                _settle(connection, "", self._self_system)
+
+    def commit(self) -> None:
+        self._otel_db_end(self.__wrapped__.commit, attr.OUTCOME_COMMITTED)
+
+    def rollback(self) -> None:
+        self._otel_db_end(self.__wrapped__.rollback, attr.OUTCOME_ROLLED_BACK)
+
+    def close(self) -> None:
+        # SQLite rolls back what is still open on a closed connection.
+        self._otel_db_end(self.__wrapped__.close, attr.OUTCOME_ROLLED_BACK)
+
+    def _otel_db_end(self, method: Callable[[], Any], outcome: str) -> None:
+        connection = self.__wrapped__
+        try:
+            method()
+        except Exception:
+            tx.ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        tx.ended(connection, outcome)
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> Any:
+        connection = self.__wrapped__
+        try:
+            result = connection.__exit__(exc_type, *rest)
+        except Exception:
+            tx.ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        # ``with conn:`` commits on success and rolls back on an exception.
+        tx.ended(connection, attr.OUTCOME_ROLLED_BACK if exc_type else attr.OUTCOME_COMMITTED)
+        return result
 
 
 def _database_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -50,7 +209,7 @@ class _SQLite3Integration(DatabaseApiIntegration):
 
 
 class SQLite3StatementInstrumentor(SQLite3Instrumentor):
-    """contrib's sqlite3 instrumentor, with ``Connection.execute*`` traced as well."""
+    """contrib's sqlite3 instrumentor, with ``Connection.execute*`` and transactions."""
 
     def _instrument(self, **kwargs: Any) -> None:
         for module in self._TO_WRAP:

@@ -82,3 +82,24 @@ def ended(connection: Any, outcome: str) -> None:
         default_tracker().end(connection, outcome)
     except Exception as error:
         FAILURES.report("DB-API transaction end", error)
+
+
+def began_outside(connection: Any, system_attributes: dict[str, Any]) -> None:
+    """The driver reports a transaction nobody saw start (``BEGIN`` in a script, a
+    statement the prediction missed): track it from now on, so its later statements and
+    its end are seen; the statement that opened it stays outside it."""
+    try:
+        tracker = default_tracker()
+        if tracker.current(connection) is None:
+            name = f"TRANSACTION {system_attributes.get(attr.DB_NAMESPACE) or ''}".strip()
+            tracker.begin(connection, name, system_attributes, make_current=False)
+    except Exception as error:
+        FAILURES.report("DB-API transaction begin", error)
+
+
+def is_open(connection: Any) -> bool:
+    """Whether a transaction is tracked on ``connection``."""
+    try:
+        return default_tracker().current(connection) is not None
+    except Exception:
+        return False
