@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, MutableMapping
 from importlib.metadata import entry_points
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from otel_db.instrumentation.selection import OWN_SQLALCHEMY_ENTRY_POINT
+
 _logger = logging.getLogger(__name__)
 
 _SIGNALS = ("TRACES", "METRICS", "LOGS")
@@ -29,6 +31,7 @@ _EXPORTER_GROUPS = {
     "OTEL_LOGS_EXPORTER": "opentelemetry_logs_exporter",
 }
 _FALLBACK_EXPORTER = "otlp"
+_OTLP_IMPLEMENTATIONS = frozenset({"otlp_proto_grpc", "otlp_proto_http"})
 _PROTOCOLS = ("grpc", "http/protobuf")
 _DEFAULT_PROTOCOL = "grpc"
 _COMPRESSION_BY_PROTOCOL = {"grpc": ("gzip",), "http/protobuf": ("gzip", "deflate")}
@@ -106,6 +109,8 @@ def _exporters(environ: MutableMapping[str, str], warn: _Warn) -> None:
                 environ[name] = "none"
             continue
         known = _entry_point_names(group)
+        if known & _OTLP_IMPLEMENTATIONS:
+            known.add("otlp")  # the SDK resolves it to one of these by the OTLP protocol
         kept: list[str] = []
         unknown: list[str] = []
         for exporter in wanted:
@@ -338,6 +343,8 @@ def _disabled_instrumentations(environ: MutableMapping[str, str], warn: _Warn) -
     if raw is None:
         return
     known = _entry_point_names("opentelemetry_instrumentor")
+    if OWN_SQLALCHEMY_ENTRY_POINT in known:
+        known.add("sqlalchemy")  # the distro maps it to otel_db's own SQLAlchemy tracer
     unknown = [n for n in _split(raw) if n != "*" and n not in known]
     if not unknown:
         return

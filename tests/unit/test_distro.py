@@ -33,7 +33,7 @@ def test_contrib_sqlalchemy_is_replaced_and_ours_obeys_the_disabled_list():
     assert instrumentor_for("otel_db_sqlalchemy", lambda: "ours", frozenset()) == "ours"
     assert instrumentor_for("otel_db_sqlalchemy", _never_loaded, {"sqlalchemy"}) is None
     assert instrumentor_for("sqlite3", _never_loaded, frozenset()) is SQLite3StatementInstrumentor
-    assert instrumentor_for("redis", lambda: "contrib", frozenset()) == "contrib"
+    assert instrumentor_for("pymysql", lambda: "contrib", frozenset()) == "contrib"
 
 
 class _EntryPoint:
