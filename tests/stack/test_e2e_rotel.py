@@ -83,9 +83,22 @@ def test_spans_cross_rotel_intact(otlp_receiver: OtlpTraceReceiver, rotel_collec
     assert slow.span.parent_span_id == request.span.span_id
     assert slow.span.trace_id == request.span.trace_id
 
-    # the sqlite3 statements made by the instrumented driver, children of the request
+    # the sqlite3 statements made by the instrumented driver, under the request (through
+    # the transaction span the driver's implicit BEGIN opened, for the DML and what follows)
+    by_id = {s.span.span_id: s for s in spans}
+
+    def under_request(span) -> bool:
+        parent = by_id.get(span.span.parent_span_id)
+        while parent is not None and attr.TRANSACTION_ID in parent.attributes:
+            parent = by_id.get(parent.span.parent_span_id)
+        return parent is request
+
     statements = [
-        s for s in spans if s.span.parent_span_id == request.span.span_id and s is not slow
+        s
+        for s in spans
+        if s is not slow
+        and attr.TRANSACTION_STATEMENT_COUNT not in s.attributes
+        and under_request(s)
     ]
     assert len(statements) >= 5
     texts = [
