@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pools.checkouts import CHECKOUTS
 from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
@@ -56,15 +57,31 @@ def _base_name(pool: Any) -> str:
     )
 
 
+def _total(pool: Any) -> int:
+    return len(pool._used) + len(pool._pool)
+
+
+def _read_for_metrics(pool: Any) -> tuple[str, int, int, int | None, int | None]:
+    snapshot = read_pool(pool, None)
+    # psycopg2 keeps at most ``minconn`` idle connections: it closes the others on putconn.
+    return snapshot.name, snapshot.used, snapshot.idle, snapshot.max, snapshot.size
+
+
 def _getconn(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    before = _total(pool)
     started = time.perf_counter()
     try:
-        connection = wrapped(*args, **kwargs)
+        with pool_events.pending(pool):
+            connection = wrapped(*args, **kwargs)
     except Exception as error:
         _report(pool, started, error)
         raise
     try:
-        CHECKOUTS.checked_out(connection, pool, read_pool, (time.perf_counter() - started) * 1000.0)
+        waited = time.perf_counter() - started
+        CHECKOUTS.checked_out(connection, pool, read_pool, waited * 1000.0)
+        name = POOL_NAMES.name(pool, _base_name(pool))
+        pool_events.checked_out(name, connection, waited, before < _total(pool))
+        pool_events.observe(pool, _read_for_metrics)
     except Exception as failure:
         FAILURES.report("psycopg2 pool checkout", failure)
     return connection
@@ -76,6 +93,7 @@ def _report(pool: Any, started: float, error: BaseException) -> None:
 
         if isinstance(error, PoolError) and "exhausted" in str(error):
             name = POOL_NAMES.name(pool, _base_name(pool))
+            pool_events.timed_out(name)
             record_exhaustion(name, (time.perf_counter() - started) * 1000.0, error)
     except Exception as failure:
         FAILURES.report("psycopg2 pool exhaustion recording", failure)
@@ -86,6 +104,7 @@ def _putconn(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, A
     try:
         if connection is not None:
             CHECKOUTS.checked_in(connection)
+            pool_events.checked_in(connection)
     except Exception as failure:
         FAILURES.report("psycopg2 pool checkin", failure)
     return wrapped(*args, **kwargs)

@@ -65,6 +65,13 @@ class PoolNames:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def peek(self, pool: Any) -> str | None:
+        """The pool's name if it has been given one."""
+        try:
+            return self._names.get(pool)
+        except TypeError:
+            return None
+
     def name(self, pool: Any, base: str) -> str:
         found = self._names.get(pool)
         if found is not None:

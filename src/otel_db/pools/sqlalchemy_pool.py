@@ -15,24 +15,34 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
+from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
 
 WAIT_KEY = "_otel_db_checkout_wait_ms"
+#: Checkout facts the metrics record once the pool is named (at the first statement).
+UNRECORDED_KEY = "_otel_db_checkout_unrecorded"
+CHECKED_OUT_AT_KEY = "_otel_db_checked_out_at"
+NAME_KEY = "_otel_db_pool_name"
 
 _installed = False
 _install_lock = threading.Lock()
 
 
 def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    before = _total(pool)
     started = time.perf_counter()
     try:
-        fairy = wrapped(*args, **kwargs)
+        with pool_events.pending(pool):
+            fairy = wrapped(*args, **kwargs)
     except Exception as error:
         _report_timeout(pool, started, error)
         raise
     try:
-        fairy.info[WAIT_KEY] = (time.perf_counter() - started) * 1000.0
+        now = time.perf_counter()
+        fairy.info[WAIT_KEY] = (now - started) * 1000.0
+        fairy.info[UNRECORDED_KEY] = (now - started, 0 <= before < _total(pool))
+        fairy.info[CHECKED_OUT_AT_KEY] = now
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkout timing", failure)
     return fairy
@@ -44,9 +54,44 @@ def _report_timeout(pool: Any, started: float, error: BaseException) -> None:
 
         if isinstance(error, PoolTimeout):
             name = POOL_NAMES.name(pool, _fallback_name(pool))
+            pool_events.timed_out(name)
             record_exhaustion(name, (time.perf_counter() - started) * 1000.0, error)
     except Exception as failure:
         FAILURES.report("SQLAlchemy pool timeout recording", failure)
+
+
+def _total(pool: Any) -> int:
+    """Connections the pool holds now (-1: not a counting pool)."""
+    from sqlalchemy.pool import QueuePool
+
+    return pool.checkedin() + pool.checkedout() if isinstance(pool, QueuePool) else -1
+
+
+def _checked_in(dbapi_connection: Any, record: Any) -> None:
+    """Pool ``checkin`` event: the connection's use time ends."""
+    try:
+        info = record.info if record is not None else {}
+        started = info.pop(CHECKED_OUT_AT_KEY, None)
+        name = info.get(NAME_KEY)
+        if started is not None and name is not None:
+            pool_events.used_for(name, time.perf_counter() - started)
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy checkin metrics", failure)
+
+
+def _read_for_metrics(pool: Any) -> tuple[str, int, int, int | None, int | None] | None:
+    name = POOL_NAMES.peek(pool)
+    if name is None:
+        return None
+    size = pool.size()
+    overflow = pool._max_overflow
+    return (
+        name,
+        pool.checkedout(),
+        pool.checkedin(),
+        size + overflow if overflow >= 0 else None,
+        size,
+    )
 
 
 def _fallback_name(pool: Any) -> str:
@@ -63,6 +108,10 @@ def install() -> None:
         from wrapt import wrap_function_wrapper
 
         wrap_function_wrapper("sqlalchemy.pool.base", "Pool.connect", _timed_connect)
+        from sqlalchemy import event
+        from sqlalchemy.pool import Pool
+
+        event.listen(Pool, "checkin", _checked_in)
         _installed = True
 
 
@@ -78,7 +127,13 @@ def snapshot(sa_connection: Any) -> PoolSnapshot | None:
     name = POOL_NAMES.name(pool, server_name(facts.host, facts.port, facts.namespace))
     size = pool.size()
     max_overflow = pool._max_overflow
-    wait = sa_connection.info.get(WAIT_KEY)
+    info = sa_connection.info
+    wait = info.get(WAIT_KEY)
+    unrecorded = info.pop(UNRECORDED_KEY, None)
+    if unrecorded is not None:  # first statement of this checkout: the pool has a name now
+        info[NAME_KEY] = name
+        pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
+        pool_events.observe(pool, _read_for_metrics)
     return PoolSnapshot(
         name=name,
         size=size,
