@@ -13,6 +13,7 @@ from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONF
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
 from otel_db.env_hygiene import repair_environment
+from otel_db.export.report import attach_secret_masking
 from otel_db.instrumentation.contrib_options import contrib_options
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
@@ -59,6 +60,9 @@ class OtelDbDistro(BaseDistro):
     """Loaded by ``opentelemetry-instrument`` before the configurator and instrumentors."""
 
     def _configure(self, **kwargs: Any) -> None:
+        # Before any exporter is built: they parse OTEL_EXPORTER_OTLP_HEADERS in their
+        # constructor, and the SDK's parser warns with the whole header, secret included.
+        attach_secret_masking()
         apply_environment_defaults(os.environ)
         loader_logger = logging.getLogger(_LOADER_LOGGER)
         if not any(isinstance(f, _CoveredConflictFilter) for f in loader_logger.filters):
