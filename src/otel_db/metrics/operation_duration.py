@@ -1,0 +1,54 @@
+"""``db.client.operation.duration`` for otel_db's own SQLAlchemy statement spans.
+
+contrib's DB-API instrumentations (psycopg2, sqlite3, pymysql) record it themselves under
+the stable database opt-in, but not while SQLAlchemy runs the statement (driver-level
+instrumentation is suppressed then), so each statement is recorded exactly once: here
+for SQLAlchemy, by contrib for raw DB-API use, by ``instrumentation/redis.py`` for Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from otel_db import attributes as attr
+from otel_db.metrics.instruments import recorders
+from otel_db.pipeline.containment import FAILURES
+
+_KEYS = (
+    attr.DB_SYSTEM_NAME,
+    attr.DB_NAMESPACE,
+    attr.DB_OPERATION_NAME,
+    attr.SERVER_ADDRESS,
+    attr.SERVER_PORT,
+)
+
+
+def _record(span: Span, end_time_ns: int, error: BaseException | None) -> None:
+    try:
+        start = getattr(span, "start_time", None)
+        if not start or not span.is_recording():
+            return
+        span_attributes = getattr(span, "attributes", None) or {}
+        attributes = {key: span_attributes[key] for key in _KEYS if key in span_attributes}
+        if error is not None:
+            attributes[attr.ERROR_TYPE] = type(error).__qualname__
+        seconds = max(0, end_time_ns - start) / 1e9
+        for recorder in recorders():
+            recorder.operation_duration.record(seconds, attributes)
+    except Exception as failure:
+        FAILURES.report("operation duration metric", failure)
+
+
+def on_statement_end(
+    span: Span, _conn: Any, _cursor: Any, _ctx: Any, _stmt: Any, _params: Any, end_time_ns: int
+) -> None:
+    """``StatementHooks.on_end``."""
+    _record(span, end_time_ns, None)
+
+
+def on_statement_error(span: Span, error: BaseException) -> None:
+    """``StatementHooks.on_error``."""
+    _record(span, time.time_ns(), error)
