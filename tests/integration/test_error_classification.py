@@ -470,7 +470,7 @@ def test_sqlite_unique_constraint(tmp_path) -> None:
     ("statement", "literal"),
     [
         ("SELECT 'hunter2-sqlite' FRM t", "hunter2-sqlite"),
-        ("SELECT * FROM t WHERE email = hunter2dq", "hunter2dq"),  # "no such column: ..."
+        ("SELECT * FROM t WHERE email = unknown_col_dq", "unknown_col_dq"),  # "no such column"
         ("SELECT * FROM missing_table WHERE a = 'hunter2-m'", "hunter2-m"),
     ],
 )

@@ -19,22 +19,11 @@ import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
+from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL, exported_fields
 
 CANARIES = ("hunter2", "alice.canary@example.com", "918273", "s3cr3t-t0ken")
 PASSWORD, EMAIL, NUMBER, TOKEN = CANARIES
 tracer = trace.get_tracer(__name__)
-
-
-def _exported_fields(span) -> list[str]:
-    fields = [span.name, span.status.description or ""]
-    for key, value in (span.attributes or {}).items():
-        fields += [key, str(value)]
-    for event in span.events:
-        fields.append(event.name)
-        for key, value in (event.attributes or {}).items():
-            fields += [key, str(value)]
-    return fields
 
 
 def _assert_no_canary(spans, minimum_db_spans: int) -> None:
@@ -43,7 +32,7 @@ def _assert_no_canary(spans, minimum_db_spans: int) -> None:
     leaks = [
         (span.name, canary, field)
         for span in finished
-        for field in _exported_fields(span)
+        for field in exported_fields(span)
         for canary in CANARIES
         if canary in field
     ]
