@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -99,15 +101,15 @@ def _operation(pipeline: Any) -> str:
     return "MULTI" if redis_transactions.is_transaction(pipeline) else "PIPELINE"
 
 
-def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if not is_instrumentation_enabled():
-        return wrapped(*args, **kwargs)
+@contextmanager
+def _pipeline_scope(pipeline: Any) -> Iterator[None]:
+    """Around ``Pipeline.execute``: its transaction, its site, its duration."""
     operation = _operation(pipeline)
     transaction, token = _pipeline_start(pipeline)
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        return wrapped(*args, **kwargs)
+        yield
     except BaseException as raised:
         error = raised
         raise
@@ -115,6 +117,29 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
         _reset(token)
         _record_duration(pipeline, operation, started, error)
         redis_transactions.end(transaction, error)
+
+
+@contextmanager
+def _command_scope(client: Any, args: tuple[Any, ...]) -> Iterator[None]:
+    """Around one command: its site (which pooled connection) and its duration."""
+    token = _site_token(getattr(client, "connection", None), None)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _reset(token)
+        _record_duration(client, args[0] if args else None, started, error)
+
+
+def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not is_instrumentation_enabled():
+        return wrapped(*args, **kwargs)
+    with _pipeline_scope(pipeline):
+        return wrapped(*args, **kwargs)
 
 
 async def _async_execute(
@@ -122,35 +147,15 @@ async def _async_execute(
 ) -> Any:
     if not is_instrumentation_enabled():
         return await wrapped(*args, **kwargs)
-    operation = _operation(pipeline)
-    transaction, token = _pipeline_start(pipeline)
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
+    with _pipeline_scope(pipeline):
         return await wrapped(*args, **kwargs)
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        _reset(token)
-        _record_duration(pipeline, operation, started, error)
-        redis_transactions.end(transaction, error)
 
 
 def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not is_instrumentation_enabled():
         return wrapped(*args, **kwargs)
-    token = _site_token(getattr(client, "connection", None), None)
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
+    with _command_scope(client, args):
         return wrapped(*args, **kwargs)
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        _reset(token)
-        _record_duration(client, args[0] if args else None, started, error)
 
 
 async def _async_command(
@@ -158,17 +163,8 @@ async def _async_command(
 ) -> Any:
     if not is_instrumentation_enabled():
         return await wrapped(*args, **kwargs)
-    token = _site_token(getattr(client, "connection", None), None)
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
+    with _command_scope(client, args):
         return await wrapped(*args, **kwargs)
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        _reset(token)
-        _record_duration(client, args[0] if args else None, started, error)
 
 
 def _install_wrappers() -> None:

@@ -270,10 +270,7 @@ def _psycopg_sqlstates() -> dict[str, str]:
         try:
             import psycopg.errors
 
-            for value in vars(psycopg.errors).values():
-                code = getattr(value, "sqlstate", None)
-                if isinstance(value, type) and isinstance(code, str) and len(code) == 5:
-                    table.setdefault(value.__name__, code)
+            table.update(_sqlstates_of_classes(psycopg.errors))
         except Exception:
             pass
     return table
@@ -281,16 +278,21 @@ def _psycopg_sqlstates() -> dict[str, str]:
 
 @functools.cache
 def _asyncpg_sqlstates() -> dict[str, str]:
-    table: dict[str, str] = {}
     try:
         import asyncpg.exceptions
 
-        for value in vars(asyncpg.exceptions).values():
-            code = getattr(value, "sqlstate", None)
-            if isinstance(value, type) and isinstance(code, str) and len(code) == 5:
-                table.setdefault(value.__name__, code)
+        return _sqlstates_of_classes(asyncpg.exceptions)
     except Exception:
-        pass
+        return {}
+
+
+def _sqlstates_of_classes(module: object) -> dict[str, str]:
+    """Class name -> SQLSTATE for a driver module whose classes carry ``sqlstate``."""
+    table: dict[str, str] = {}
+    for value in vars(module).values():
+        code = getattr(value, "sqlstate", None)
+        if isinstance(value, type) and isinstance(code, str) and len(code) == 5:
+            table.setdefault(value.__name__, code)
     return table
 
 
