@@ -102,16 +102,57 @@ class Transaction:
         return verdict
 
 
-class _Resolution:
-    """The outcome of each statement of an ended transaction, without keeping its spans."""
+def _compact_resolution(transaction: Transaction) -> OutcomeOf:
+    """What is remembered of an ended transaction for late spans: a few bytes.
+
+    The listeners get the ended transaction's own ``outcome_of`` (exact, called once
+    per held span, not kept). Most transactions give every statement the same outcome
+    (no savepoint rolled back inside a committed transaction) and remembered all of
+    them; then one outcome string answers for every statement that can carry the
+    transaction's id (only :meth:`TransactionTracker.statement_in` tags spans).
+    """
+    not_remembered = transaction.outcome_of(0)
+    by_scope: dict[int, str] = {}  # one verdict per scope, not per statement
+    outcomes: dict[int, str] = {}
+    for span_id, scope in transaction.statements.items():
+        verdict = by_scope.get(id(scope))
+        if verdict is None:
+            verdict = by_scope[id(scope)] = transaction.outcome_of(span_id)
+        outcomes[span_id] = verdict
+    default = not_remembered
+    if outcomes and transaction.root.statement_count <= len(outcomes):
+        # Any statement asked about is remembered: the most common outcome is the
+        # default, and only the statements of savepoints that disagree are kept.
+        counts: dict[str, int] = {}
+        for verdict in outcomes.values():
+            counts[verdict] = counts.get(verdict, 0) + 1
+        default = max(counts, key=counts.__getitem__)
+        if len(counts) == 1:
+            return _Uniform(default)
+    # Statements beyond the cap get the not-remembered outcome: keep the others.
+    return _Exceptions(default, {k: v for k, v in outcomes.items() if v != default})
+
+
+class _Uniform:
+    """Every statement of the transaction got the same outcome."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome = outcome
+
+    def __call__(self, span_id: int) -> str:
+        return self.outcome
+
+
+class _Exceptions:
+    """A default outcome, and the statements that got another one."""
 
     __slots__ = ("_default", "_outcomes")
 
-    def __init__(self, transaction: Transaction) -> None:
-        self._outcomes = {
-            span_id: transaction.outcome_of(span_id) for span_id in transaction.statements
-        }
-        self._default = transaction.outcome_of(0)
+    def __init__(self, default: str, outcomes: dict[int, str]) -> None:
+        self._default = default
+        self._outcomes = outcomes
 
     def __call__(self, span_id: int) -> str:
         return self._outcomes.get(span_id, self._default)
@@ -301,9 +342,10 @@ class TransactionTracker:
             self._end_scope(scope, outcome, None)
         transaction.savepoints.clear()
         self._end_scope(transaction.root, outcome, error)
-        outcome_of = _Resolution(transaction)
+        outcome_of = transaction.outcome_of
+        compact = _compact_resolution(transaction)
         with self._lock:
-            self._recent[transaction.id] = outcome_of
+            self._recent[transaction.id] = compact
             while len(self._recent) > MAX_RECENT_RESOLUTIONS:
                 self._recent.popitem(last=False)
             listeners = list(self._listeners)
