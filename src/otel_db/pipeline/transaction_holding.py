@@ -15,6 +15,7 @@ leave, and spans held longer than the age limit leave; all of those with ``unkno
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -40,7 +41,31 @@ class _Held:
         self.spans: list[ReadableSpan] = []
 
 
+#: ``sys.getrefcount`` of a dict referenced only by one span's ``_attributes`` while
+#: :func:`with_outcome` looks at it: the span, the local name, the call's argument.
+_ONLY_THE_SPAN = 3
+_refcount = getattr(sys, "getrefcount", None)
+
+
 def with_outcome(span: ReadableSpan, outcome: str) -> ReadableSpan:
+    """``span`` with ``otel_db.transaction.outcome`` set, rebuilt as cheaply as is safe.
+
+    A span the enrichment stage rebuilt is a plain ``ReadableSpan`` over a plain dict.
+    When that dict is referenced by nothing but the span (a held span: the stage's
+    draft is gone and nothing downstream has seen it yet), the outcome is written into
+    it, with no copy at all. Otherwise a shallow copy of the span gets a copy of the
+    dict; any other span (the SDK's own, with its locked attributes) goes through a
+    ``SpanDraft``.
+    """
+    attributes = getattr(span, "_attributes", None)
+    if type(span) is ReadableSpan and type(attributes) is dict:
+        if _refcount is not None and _refcount(attributes) <= _ONLY_THE_SPAN:
+            attributes[attr.TRANSACTION_OUTCOME] = outcome
+            return span
+        copy = ReadableSpan.__new__(ReadableSpan)
+        copy.__dict__.update(span.__dict__)
+        copy._attributes = {**attributes, attr.TRANSACTION_OUTCOME: outcome}
+        return copy
     draft = SpanDraft(span)
     draft.set_attribute(attr.TRANSACTION_OUTCOME, outcome)
     return draft.build()
