@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,18 +52,50 @@ def _system_attributes(client: Any) -> dict[str, Any]:
     return out
 
 
+#: pool -> {command name as given: operation.duration attributes}; the attributes of
+#: one (pool, command) never change, so each is built once (bounded per pool).
+_duration_attributes: weakref.WeakKeyDictionary[Any, dict[Any, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_MAX_OPERATIONS_PER_POOL = 256
+
+
+def _operation_attributes(client: Any, operation: Any) -> dict[str, Any]:
+    """The duration's attributes (without ``error.type``): shared, never mutate."""
+    pool = getattr(client, "connection_pool", None)
+    by_operation = None
+    if pool is not None:
+        try:
+            by_operation = _duration_attributes.get(pool)
+            if by_operation is None:
+                by_operation = _duration_attributes.setdefault(pool, {})
+        except TypeError:  # a pool without weak references: built every time
+            by_operation = None
+        if by_operation is not None and isinstance(operation, (str, bytes)):
+            found = by_operation.get(operation)
+            if found is not None:
+                return found
+    attributes = _system_attributes(client)
+    name = operation.decode("utf-8", "replace") if isinstance(operation, bytes) else operation
+    if name:
+        attributes[attr.DB_OPERATION_NAME] = str(name).upper()
+    if (
+        by_operation is not None
+        and isinstance(operation, (str, bytes))
+        and len(by_operation) < _MAX_OPERATIONS_PER_POOL
+    ):
+        by_operation[operation] = attributes
+    return attributes
+
+
 def _record_duration(
     client: Any, operation: Any, started: float, error: BaseException | None
 ) -> None:
     try:
         elapsed = time.perf_counter() - started
-        attributes = _system_attributes(client)
-        if isinstance(operation, bytes):
-            operation = operation.decode("utf-8", "replace")
-        if operation:
-            attributes[attr.DB_OPERATION_NAME] = str(operation).upper()
+        attributes = _operation_attributes(client, operation)
         if error is not None:
-            attributes[attr.ERROR_TYPE] = type(error).__qualname__
+            attributes = {**attributes, attr.ERROR_TYPE: type(error).__qualname__}
         for recorder in recorders():
             recorder.operation_duration.record(elapsed, attributes)
     except Exception as failure:
@@ -119,22 +152,6 @@ def _pipeline_scope(pipeline: Any) -> Iterator[None]:
         redis_transactions.end(transaction, error)
 
 
-@contextmanager
-def _command_scope(client: Any, args: tuple[Any, ...]) -> Iterator[None]:
-    """Around one command: its site (which pooled connection) and its duration."""
-    token = _site_token(getattr(client, "connection", None), None)
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as raised:
-        error = raised
-        raise
-    finally:
-        _reset(token)
-        _record_duration(client, args[0] if args else None, started, error)
-
-
 def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not is_instrumentation_enabled():
         return wrapped(*args, **kwargs)
@@ -152,10 +169,25 @@ async def _async_execute(
 
 
 def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Around one command: its site (which held connection, if any) and its duration.
+
+    Written out rather than as a context manager: this runs for every redis command.
+    """
     if not is_instrumentation_enabled():
         return wrapped(*args, **kwargs)
-    with _command_scope(client, args):
+    connection = getattr(client, "connection", None)
+    token = _site_token(connection, None) if connection is not None else None
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
         return wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        if token is not None:
+            _reset(token)
+        _record_duration(client, args[0] if args else None, started, error)
 
 
 async def _async_command(
@@ -163,8 +195,19 @@ async def _async_command(
 ) -> Any:
     if not is_instrumentation_enabled():
         return await wrapped(*args, **kwargs)
-    with _command_scope(client, args):
+    connection = getattr(client, "connection", None)
+    token = _site_token(connection, None) if connection is not None else None
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
         return await wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        if token is not None:
+            _reset(token)
+        _record_duration(client, args[0] if args else None, started, error)
 
 
 def _install_wrappers() -> None:

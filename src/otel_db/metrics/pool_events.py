@@ -10,7 +10,6 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 from otel_db import attributes as attr
@@ -22,8 +21,19 @@ _lock = threading.Lock()
 _in_use: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
 
 
+_by_name: dict[str, dict[str, str]] = {}
+_MAX_NAMES = 1_024
+
+
 def _attributes(name: str) -> dict[str, str]:
-    return {attr.DB_CLIENT_CONNECTION_POOL_NAME: name}
+    """The metric attributes of pool ``name``: built once per name (shared, read-only;
+    the SDK copies them per measurement)."""
+    found = _by_name.get(name)
+    if found is None:
+        found = {attr.DB_CLIENT_CONNECTION_POOL_NAME: name}
+        if len(_by_name) < _MAX_NAMES:
+            _by_name[name] = found
+    return found
 
 
 def checked_out(
@@ -72,11 +82,7 @@ def timed_out(name: str) -> None:
         FAILURES.report("pool timeout metrics", failure)
 
 
-@contextlib.contextmanager
-def pending(pool: Any) -> Iterator[None]:
-    """Around a checkout: it counts in ``db.client.connection.pending_requests``."""
-    with pool_registry.waiting(pool):
-        yield
-
+pending = pool_registry.waiting
+"""Around a checkout: it counts in ``db.client.connection.pending_requests``."""
 
 observe = pool_registry.observe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,18 +38,29 @@ def observe(pool: Any, reader: PoolReader) -> None:
         _pools[pool] = reader
 
 
-@contextlib.contextmanager
-def waiting(pool: Any) -> Iterator[None]:
-    """Counts a checkout in progress as a pending request of ``pool``."""
-    try:
-        with _lock:
-            _pending[pool] = _pending.get(pool, 0) + 1
-    except TypeError:
-        yield
-        return
-    try:
-        yield
-    finally:
+class waiting:  # lower case: used like the function it replaced, ``with waiting(pool):``
+    """Counts a checkout in progress as a pending request of ``pool``.
+
+    A class rather than a generator context manager: it wraps every checkout.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    def __enter__(self) -> None:
+        pool = self._pool
+        try:
+            with _lock:
+                _pending[pool] = _pending.get(pool, 0) + 1
+        except TypeError:  # no weak references: not counted
+            self._pool = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        pool = self._pool
+        if pool is None:
+            return
         with _lock:
             left = _pending.get(pool, 1) - 1
             if left > 0:

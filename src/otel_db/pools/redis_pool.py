@@ -101,12 +101,18 @@ def _checked_out(pool: Any, connection: Any, started: float, before: int) -> Non
         wait_ms = waited * 1000.0
         CHECKOUTS.checked_out(connection, pool, read_pool, wait_ms)
         name = pool_name(pool)
+        try:  # read once: for "grew the pool" and for the span
+            used, idle = counts(pool)
+        except Exception:
+            used = idle = -1
         # A checkout that grew the pool spent its time opening the connection.
-        pool_events.checked_out(name, connection, waited, 0 <= before < _total(pool))
+        pool_events.checked_out(name, connection, waited, 0 <= before < used + idle)
         pool_events.observe(pool, read_for_metrics)
         span = trace.get_current_span()
-        if is_redis_statement(span):
-            span.set_attributes(read_pool(pool, wait_ms).attributes())
+        if used >= 0 and is_redis_statement(span):
+            maximum = int(getattr(pool, "max_connections", 0) or 0)
+            snapshot = PoolSnapshot(name, maximum, maximum or None, used, idle, wait_ms)
+            span.set_attributes(snapshot.attributes())
     except Exception as failure:
         FAILURES.report("redis pool checkout", failure)
 
