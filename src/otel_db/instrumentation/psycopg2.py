@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.psycopg2 import (
     _new_cursor_factory,
 )
 from opentelemetry.instrumentation.psycopg2.version import __version__
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
 from otel_db.settings import current_settings
@@ -63,13 +64,22 @@ def _connection_class(base: type) -> type:
 
 def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool) -> type:
     class SiteCursor(traced):  # type: ignore[misc, valid-type]
+        # While instrumentation is suppressed (SQLAlchemy's span is the statement's),
+        # a statement goes straight to the driver's cursor: contrib's tracer and the
+        # transaction hooks would do nothing else then.
         def execute(self, *args: Any, **kwargs: Any) -> Any:
+            if not is_instrumentation_enabled():
+                return super(traced, self).execute(*args, **kwargs)
             return self._otel_db_run(super().execute, args, kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            if not is_instrumentation_enabled():
+                return super(traced, self).executemany(*args, **kwargs)
             return self._otel_db_run(super().executemany, args, kwargs)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
+            if not is_instrumentation_enabled():
+                return super(traced, self).callproc(*args, **kwargs)
             return self._otel_db_run(super().callproc, args, kwargs)
 
         def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:

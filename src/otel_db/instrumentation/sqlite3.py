@@ -25,12 +25,15 @@ from typing import Any
 
 from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.dbapi import (
+    CursorTracer,
     DatabaseApiIntegration,
+    ObjectProxy,
     TracedConnectionProxy,
     TracedCursorProxy,
 )
 from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 from opentelemetry.instrumentation.sqlite3.version import __version__
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
@@ -86,17 +89,40 @@ def _settle(connection: Any, statement: Any, system: dict[str, Any]) -> None:
 
 
 class _SQLite3CursorProxy(TracedCursorProxy):
-    """contrib's traced cursor, telling the transaction tracker about each statement."""
+    """contrib's traced cursor, telling the transaction tracker about each statement.
+
+    Under SQLAlchemy every statement gets a new cursor, and the driver span is
+    suppressed (SQLAlchemy's span is the statement's): so the proxy is made cheap to
+    create (contrib's cursor tracer is built at the first traced statement) and a
+    statement run while instrumentation is suppressed goes straight to the driver, which
+    is all contrib's tracer and the transaction hooks would do then.
+    """
 
     def __init__(self, cursor: Any, integration: DatabaseApiIntegration, system: dict[str, Any]):
-        super().__init__(cursor, integration)
+        ObjectProxy.__init__(self, cursor)
+        self._self_integration = integration
+        self._self_cursor_tracer = None
         self._self_system = system
 
+    def _otel_db_tracer(self) -> None:
+        if self._self_cursor_tracer is None:
+            self._self_cursor_tracer = CursorTracer(self._self_integration)
+
     def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return self.__wrapped__.execute(*args, **kwargs)
+        self._otel_db_tracer()
         return self._otel_db_run(super().execute, args, kwargs)
 
     def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return self.__wrapped__.executemany(*args, **kwargs)
+        self._otel_db_tracer()
         return self._otel_db_run(super().executemany, args, kwargs)
+
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        self._otel_db_tracer()
+        return super().callproc(*args, **kwargs)
 
     def _otel_db_run(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if not current_settings().transaction_spans:
