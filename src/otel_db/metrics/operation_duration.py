@@ -26,12 +26,25 @@ _KEYS = (
 )
 
 
+def _readable_attributes(span: Span) -> Any:
+    """The live span's attributes, read without the SDK's locked mapping when possible.
+
+    The SDK keeps them in ``BoundedAttributes`` whose every ``in`` and lookup takes a
+    lock in Python; the statement's own thread is the only writer here, so reading the
+    plain dict inside is safe. Anything else falls back to the public view.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(inner) is dict:
+        return inner
+    return getattr(span, "attributes", None) or {}
+
+
 def _record(span: Span, end_time_ns: int, error: BaseException | None) -> None:
     try:
         start = getattr(span, "start_time", None)
         if not start or not span.is_recording():
             return
-        span_attributes = getattr(span, "attributes", None) or {}
+        span_attributes = _readable_attributes(span)
         attributes = {key: span_attributes[key] for key in _KEYS if key in span_attributes}
         if error is not None:
             attributes[attr.ERROR_TYPE] = type(error).__qualname__

@@ -30,6 +30,13 @@ class Checkouts:
         with contextlib.suppress(TypeError):
             self._by_connection.pop(connection, None)
 
+    def holds(self, connection: Any) -> bool:
+        """Whether ``connection`` is checked out of a known pool (cheap: no pool read)."""
+        try:
+            return connection in self._by_connection
+        except TypeError:
+            return False
+
     def snapshot(self, connection: Any) -> PoolSnapshot | None:
         try:
             entry = self._by_connection.get(connection)

@@ -19,10 +19,15 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pools.checkouts import CHECKOUTS
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
 from otel_db.transactions.tracker import default_tracker
 
 StatementTokens = tuple[Token[StatementSite | None], object | None]
+
+#: What :func:`enter_statement` returns when it set nothing: a statement outside any
+#: transaction on a connection no pool lent (the statement site would say nothing).
+_NOTHING: Any = ("no site", None)
 
 #: (connection) -> whether the next statement runs inside a driver-opened transaction.
 InTransaction = Callable[[Any], bool]
@@ -56,6 +61,9 @@ def enter_statement(
             context_token = context_api.attach(
                 trace.set_span_in_context(transaction.innermost.span)
             )
+        if transaction is None and not CHECKOUTS.holds(connection) and CURRENT_SITE.get() is None:
+            # Nothing to say about this statement (autocommit, no pool): no site.
+            return _NOTHING
         return (CURRENT_SITE.set(StatementSite(connection, transaction)), context_token)
     except Exception as error:
         FAILURES.report("DB-API statement start", error)
@@ -64,6 +72,10 @@ def enter_statement(
 
 def exit_statement(tokens: StatementTokens | None, connection: Any, lost: bool) -> None:
     if tokens is None:
+        return
+    if tokens is _NOTHING:
+        if lost:
+            ended(connection, attr.OUTCOME_UNKNOWN)
         return
     try:
         site_token, context_token = tokens

@@ -426,6 +426,8 @@ _tracker_lock = threading.Lock()
 def default_tracker() -> TransactionTracker:
     """The process's tracker, shared by the instrumentation and the holding stages."""
     global _tracker
+    if _tracker is not None:  # every statement asks: no lock once it exists
+        return _tracker
     with _tracker_lock:
         if _tracker is None:
             _tracker = TransactionTracker()
