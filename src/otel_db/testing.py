@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from otel_db import attributes as attr
+from otel_db.enrichers.n_plus_one import publish_counts
 from otel_db.pipeline.db_span import is_db_client_span, query_text
 from otel_db.sql.analysis import analyze_statement
 
@@ -141,9 +142,12 @@ class QueryCapture:
     ) -> None:
         assert self._span is not None and self._recorder is not None
         context_api.detach(self._token)
-        # Read what the N+1 detector wrote on the live span before it is frozen.
-        attributes = dict(self._span.attributes or {})
+        # The N+1 detector writes a parent's counts when the parent ends, on the span it
+        # exports, which the recorder (a sibling processor) never sees: have it write them
+        # on the live capture span first, then read them there.
+        publish_counts(self._span)
         self._span.end()
+        attributes = self._span.attributes or {}
         self.spans = self._recorder.release(self._span.get_span_context().trace_id)
         self.spans.sort(key=lambda span: span.start_time or 0)
         if attributes.get(attr.N_PLUS_ONE_DETECTED):
