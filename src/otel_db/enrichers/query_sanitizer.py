@@ -106,10 +106,10 @@ class ErrorMessageScrubber(SpanEnricher):
 
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
-        events: Sequence[Event] = span.events
         status = span.status
-        if not events and status.status_code is not StatusCode.ERROR:
-            return
+        if status.status_code is not StatusCode.ERROR and not draft.has_events:
+            return  # most spans: no copy of the events list
+        events: Sequence[Event] = span.events
         database_span = db_system(draft.attributes) is not None
         scrubbed_any = False
         new_events: list[Event] = []

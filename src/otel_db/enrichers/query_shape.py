@@ -9,6 +9,7 @@ runs over and over costs a dictionary lookup here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -17,7 +18,12 @@ from otel_db import attributes as attr
 from otel_db.pipeline.db_span import db_system
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import SpanEnricher
-from otel_db.sql.analysis import StatementShape, analyze_redis_command, analyze_statement
+from otel_db.sql.analysis import (
+    SMALL_STATEMENT_CHARS,
+    StatementShape,
+    analyze_redis_command,
+    analyze_statement,
+)
 from otel_db.sql.fingerprint import fingerprint_redis_command
 
 _REDIS = "redis"
@@ -54,14 +60,36 @@ def span_name(shape: StatementShape, attributes: Mapping[str, AttributeValue]) -
     return str(operation or target or "") or None
 
 
+#: Distinct (statement, attributes) combinations whose result is remembered per enricher.
+MAX_CACHED_RESULTS: Final = 1024
+
+# What the enricher's result depends on besides the text: the span's own choices.
+_INPUT_KEYS: Final = (
+    attr.DB_QUERY_TEXT,
+    attr.LEGACY_DB_STATEMENT,
+    attr.DB_COLLECTION_NAME,
+    attr.DB_OPERATION_NAME,
+    attr.DB_NAMESPACE,
+    attr.LEGACY_DB_NAME,
+)
+
+_Result = tuple[dict[str, AttributeValue], "str | None"]
+
+
 class QueryShapeEnricher(SpanEnricher):
     """Writes ``db.query.summary``, ``db.collection.name``, ``otel_db.query.fingerprint``,
-    the conventions' span name and, when sanitizing, the literal-free ``db.query.text``."""
+    the conventions' span name and, when sanitizing, the literal-free ``db.query.text``.
+
+    The whole result (attributes to add, name) is remembered per statement text and the
+    few attributes it depends on, so a statement the application repeats costs one
+    dictionary lookup and one draft write.
+    """
 
     name = "query-shape"
 
     def __init__(self, sanitize: bool = True) -> None:
         self.sanitize = sanitize
+        self._results: dict[tuple[object, ...], _Result] = {}
 
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
@@ -71,14 +99,39 @@ class QueryShapeEnricher(SpanEnricher):
         system = db_system(attributes)
         if system is None:
             return
+        key: tuple[object, ...] | None = (system == _REDIS, *map(attributes.get, _INPUT_KEYS))
+        text, legacy_text = key[1], key[2]  # type: ignore[index]
+        if (isinstance(text, str) and len(text) > SMALL_STATEMENT_CHARS) or (
+            isinstance(legacy_text, str) and len(legacy_text) > SMALL_STATEMENT_CHARS
+        ):
+            key = None  # long texts are not kept here (they stay bounded in analysis)
+        try:
+            result = self._results.get(key) if key is not None else None
+        except TypeError:  # a sequence-valued attribute: not worth remembering
+            key, result = None, None
+        if result is None:
+            result = self._analyse(system, attributes)
+            if result is None:
+                return
+            if key is not None:
+                results = self._results
+                if len(results) >= MAX_CACHED_RESULTS:
+                    results.clear()  # a workload past this many shapes is not repeating
+                results[key] = result
+        updates, name = result
+        draft.set_attributes(updates)
+        if name and name != span.name:
+            draft.rename(name)
+
+    def _analyse(self, system: str, attributes: Mapping[str, AttributeValue]) -> _Result | None:
         text_key = attr.DB_QUERY_TEXT if attr.DB_QUERY_TEXT in attributes else None
         if text_key is None and attr.LEGACY_DB_STATEMENT in attributes:
             text_key = attr.LEGACY_DB_STATEMENT
         if text_key is None:
-            return  # a transaction or connection span: nothing to analyse
+            return None  # a transaction or connection span: nothing to analyse
         text = attributes[text_key]
         if not isinstance(text, str):
-            return
+            return None
         shape = redis_shape(text) if system == _REDIS else analyze_statement(text)
         updates: dict[str, AttributeValue] = {attr.QUERY_FINGERPRINT: shape.fingerprint}
         if self.sanitize:
@@ -91,7 +144,4 @@ class QueryShapeEnricher(SpanEnricher):
             updates[attr.DB_COLLECTION_NAME] = shape.collection
         if shape.operation and attr.DB_OPERATION_NAME not in attributes:
             updates[attr.DB_OPERATION_NAME] = shape.operation
-        draft.set_attributes(updates)
-        name = span_name(shape, draft.attributes)
-        if name and name != span.name:
-            draft.rename(name)
+        return updates, span_name(shape, {**attributes, **updates})

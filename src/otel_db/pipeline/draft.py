@@ -79,6 +79,16 @@ class SpanDraft:
         return self._events if self._events is not None else self.span.events
 
     @property
+    def has_events(self) -> bool:
+        """Whether the span has events, without copying them (``span.events`` copies)."""
+        if self._events is not None:
+            return bool(self._events)
+        stored = getattr(self.span, "_events", None)
+        if stored is None:
+            return bool(self.span.events)
+        return len(stored) > 0
+
+    @property
     def changed(self) -> bool:
         return not (
             self._attributes is None
@@ -119,17 +129,26 @@ class SpanDraft:
             self._handed_over = True
         else:
             attributes = dict(_plain_attributes(span))
+        # An ended span's event and link lists never change again: share them (the
+        # public properties copy them into tuples, and would drop the dropped counts).
+        events = self._events
+        if events is None:
+            events = getattr(span, "_events", None)
+            if events is None:
+                events = span.events
+        links = getattr(span, "_links", None)
+        if links is None:
+            links = span.links
         return ReadableSpan(
-            name=self.name,
+            name=self._name if self._name is not None else span.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
             attributes=attributes,
-            # Both are fresh tuples already (the SDK's properties copy).
-            events=self._events if self._events is not None else span.events,
-            links=span.links,
+            events=events,
+            links=links,
             kind=span.kind,
-            status=self.status,
+            status=self._status if self._status is not None else span.status,
             start_time=span.start_time,
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
