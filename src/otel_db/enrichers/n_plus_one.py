@@ -102,8 +102,9 @@ class NPlusOneDetector(SpanEnricher):
 
     def on_start(self, span: Span, parent_context: Context | None) -> None:
         # Only client spans are counted or stand between a statement and its
-        # application span (transactions): every other span is done here.
-        if span.kind is not SpanKind.CLIENT:
+        # application span (transactions), and only under a parent: every other span
+        # is done here.
+        if span.kind is not SpanKind.CLIENT or span.parent is None:
             return
         parent = trace.get_current_span(parent_context)
         if not isinstance(parent, Span) or not parent.is_recording():
