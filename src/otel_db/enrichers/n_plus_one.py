@@ -125,6 +125,8 @@ class NPlusOneDetector(SpanEnricher):
 
     def on_end(self, draft: SpanDraft) -> None:
         span_id = draft.span.context.span_id
+        if span_id not in self._ancestors and span_id not in self._parents:
+            return  # neither counted nor counting: most spans, without the lock
         with self._lock:
             ancestor = self._ancestors.pop(span_id, None)
             # This span may itself be a parent: its counts end with it.

@@ -129,6 +129,21 @@ class SpanDraft:
             self._handed_over = True
         else:
             attributes = dict(_plain_attributes(span))
+        if type(span) is ReadableSpan:
+            # The SDK's own ended span (the usual case): copy its fields at C speed and
+            # change the ones enriched. Its event and link lists never change again, so
+            # they are shared (the public properties would copy them into tuples).
+            rebuilt = ReadableSpan.__new__(ReadableSpan)
+            fields = rebuilt.__dict__
+            fields.update(span.__dict__)
+            fields["_attributes"] = attributes
+            if self._name is not None:
+                fields["_name"] = self._name
+            if self._status is not None:
+                fields["_status"] = self._status
+            if self._events is not None:
+                fields["_events"] = self._events
+            return rebuilt
         # An ended span's event and link lists never change again: share them (the
         # public properties copy them into tuples, and would drop the dropped counts).
         events = self._events
