@@ -22,6 +22,7 @@ def test_defaults_for_an_empty_environment():
     assert environ["OTEL_TRACES_EXPORTER"] == "otlp"
     assert environ["OTEL_METRICS_EXPORTER"] == "otlp"
     assert environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "database,http"
+    assert environ["OTEL_METRICS_EXEMPLAR_FILTER"] == "always_off"
 
 
 def _never_loaded():
