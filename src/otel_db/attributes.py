@@ -74,3 +74,14 @@ ERROR_CATEGORIES: Final = (
     "syntax",
     "other",
 )
+
+#: Every pool attribute a statement span on a pooled connection carries.
+POOL_ATTRIBUTES: Final = (
+    DB_CLIENT_CONNECTION_POOL_NAME,
+    POOL_SIZE,
+    POOL_MAX,
+    POOL_USED,
+    POOL_IDLE,
+    POOL_UTILIZATION,
+    POOL_WAIT_MS,
+)

@@ -15,15 +15,7 @@ from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
 
-POOL_KEYS = (
-    attr.DB_CLIENT_CONNECTION_POOL_NAME,
-    attr.POOL_SIZE,
-    attr.POOL_MAX,
-    attr.POOL_USED,
-    attr.POOL_IDLE,
-    attr.POOL_UTILIZATION,
-    attr.POOL_WAIT_MS,
-)
+POOL_KEYS = attr.POOL_ATTRIBUTES
 
 
 def _commands(spans, name: str):

@@ -15,15 +15,7 @@ from tests.conftest import POSTGRES_URL
 pytestmark = pytest.mark.postgres
 
 SA_URL = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
-POOL_KEYS = (
-    attr.DB_CLIENT_CONNECTION_POOL_NAME,
-    attr.POOL_SIZE,
-    attr.POOL_MAX,
-    attr.POOL_USED,
-    attr.POOL_IDLE,
-    attr.POOL_UTILIZATION,
-    attr.POOL_WAIT_MS,
-)
+POOL_KEYS = attr.POOL_ATTRIBUTES
 
 
 def _statement_spans(spans, text):
