@@ -2,7 +2,9 @@
 
 Stock SDK 1.45 loses ~10% of spans over a 10 s outage and ~26% over 20 s (a failed batch
 is dropped, never retried). Here a real OTLP/gRPC receiver is stopped mid-run and
-restarted on the same port; the test counts distinct spans received.
+restarted on the same port; the test counts distinct spans received. The 30 s outage is
+the figure the reliability guarantee names (default buffer 8192 spans, about 40 s of
+200 statements/s); the whole test takes about 45 s.
 """
 
 from __future__ import annotations
@@ -37,10 +39,19 @@ LOAD_APP = """
 """
 
 
+#: Beyond the app's paced run time: the exit flush (bound 5 s) and slow machines.
+EXIT_SLACK_S = 25.0
+
+
 def _run_with_outage(
     tmp_path: Path, statements: int, outage_start: float, outage: float, **env: str
 ) -> tuple[int, str, int]:
-    """(distinct SELECT spans received, app stderr, app return code)."""
+    """(distinct SELECT spans received, app stderr, app return code).
+
+    The app paces ``statements`` at 200/s; the receiver is away from ``outage_start``
+    to ``outage_start + outage`` seconds after the app's first statement. The app gets
+    its run time plus ``EXIT_SLACK_S`` (start-up, the bounded exit flush) to finish.
+    """
     script = tmp_path / "load.py"
     script.write_text(textwrap.dedent(LOAD_APP))
     port = free_port()
@@ -56,11 +67,13 @@ def _run_with_outage(
     )
     try:
         assert process.stdout.readline().strip() == "started"
+        started = time.monotonic()
         time.sleep(outage_start)
         receivers[0].stop()
         time.sleep(outage)
         receivers.append(OtlpTraceReceiver(port=port).start())
-        _, stderr = process.communicate(timeout=statements / 200 + 60)
+        deadline = started + statements / 200 + EXIT_SLACK_S
+        _, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         if process.poll() is None:
             process.kill()
@@ -75,14 +88,20 @@ def _run_with_outage(
 
 
 @pytest.mark.slow
-def test_a_12_s_outage_loses_at_most_1_percent(tmp_path: Path):
-    statements = 4000  # 20 s at 200/s; the collector is away from 4 s to 16 s
-    received, stderr, returncode = _run_with_outage(tmp_path, statements, 4.0, 12.0)
+def test_a_30_s_outage_loses_at_most_1_percent(tmp_path: Path):
+    # 40 s at 200/s; the collector is away from 3 s to 33 s (6,000 spans ended while it
+    # is away, within the default 8192-span buffer), then 7 s of load with it back, so
+    # the reconnect and the backlog happen while the app runs, not in the exit flush.
+    statements = 8000
+    received, stderr, returncode = _run_with_outage(tmp_path, statements, 3.0, 30.0)
     assert returncode == 0, stderr
     loss = 1 - received / statements
-    print(f"12 s outage at 200 statements/s: {received}/{statements} received, loss {loss:.2%}")
+    recovered = [line for line in stderr.splitlines() if "works again" in line]
+    print(f"30 s outage at 200 statements/s: {received}/{statements} received, loss {loss:.2%}")
+    print(*recovered, sep="\n")
     assert loss <= 0.01, stderr
-    assert "is failing" in stderr and "works again" in stderr, stderr
+    assert "is failing" in stderr and recovered, stderr
+    assert "dropped (oldest first)" not in stderr, stderr  # the buffer never overflowed
 
 
 @pytest.mark.slow
