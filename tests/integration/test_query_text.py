@@ -4,7 +4,9 @@ on real statements, and opt-in parameter capture."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
+import textwrap
 
 import psycopg2
 import pytest
@@ -15,6 +17,7 @@ from otel_db import attributes as attr
 from otel_db.instrumentation.parameter_capture import capture_statement_parameters
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
 from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
+from tests.integration.launcher import run_script
 
 
 def _by_text(spans, fragment):
@@ -106,3 +109,69 @@ def test_sqlalchemy_parameters_captured_when_asked_secrets_redacted(spans, param
     assert span.attributes["db.query.parameter.email"] == "bob@example.org"
     assert span.attributes["db.query.parameter.password"] == "[REDACTED]"
     assert len(span.attributes["db.query.parameter.note"]) == 256
+
+
+def _console_spans(stdout: str) -> list[dict]:
+    """The spans the console exporter printed (one JSON document each)."""
+    decoder, spans, position = json.JSONDecoder(), [], stdout.find("{")
+    while position != -1:
+        span, end = decoder.raw_decode(stdout, position)
+        spans.append(span)
+        position = stdout.find("{", end)
+    return spans
+
+
+@pytest.mark.postgres
+def test_psycopg2_parameters_captured_from_the_real_objects(tmp_path):
+    script = tmp_path / "params.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import datetime, decimal, psycopg2
+            conn = psycopg2.connect({POSTGRES_URL!r})
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute("SELECT %(email)s AS marker_named, %(password)s AS p",
+                        {{"email": "bob@example.org", "password": "hunter2"}})
+            cur.execute("SELECT %s AS marker_positional, %s AS d",
+                        (decimal.Decimal("12.50"), datetime.date(2026, 11, 22)))
+            cur.execute("CREATE TEMP TABLE marker_generator (v int)")
+            cur.execute("CREATE TEMP TABLE marker_list (v int)")
+            rows = ((n,) for n in range(3))  # a generator: must not be consumed early
+            cur.executemany("INSERT INTO marker_generator (v) VALUES (%s)", rows)
+            cur.executemany("INSERT INTO marker_list (v) VALUES (%s)", [(7,), (8,)])
+            cur.execute("SELECT (SELECT count(*) FROM marker_generator)"
+                        " + (SELECT count(*) FROM marker_list)")
+            print("ROWS", cur.fetchone()[0])
+            conn.close()
+            """
+        )
+    )
+    result = run_script(
+        str(script),
+        env={"OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "true", "OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ROWS 5" in result.stdout  # the generator's rows all reached the table
+    spans = _console_spans(result.stdout[result.stdout.index("ROWS 5") :])
+
+    def attributes(marker: str, operation: str = "SELECT") -> dict:
+        (span,) = [
+            s
+            for s in spans
+            if s["attributes"].get(attr.DB_QUERY_TEXT, "").startswith(operation)
+            and marker in s["attributes"][attr.DB_QUERY_TEXT]
+        ]
+        return span["attributes"]
+
+    named = attributes("marker_named")
+    assert named["db.query.parameter.email"] == "bob@example.org"
+    assert named["db.query.parameter.password"] == "[REDACTED]"
+    positional = attributes("marker_positional")
+    assert positional["db.query.parameter.0"] == "12.50"  # contrib's str() could not be read back
+    assert positional["db.query.parameter.1"] == "2026-11-22"
+    assert not any(
+        key.startswith("db.query.parameter") for key in attributes("marker_generator", "INSERT")
+    )
+    assert attributes("marker_list", "INSERT")["db.query.parameter.0"] == "7"  # first row
+    assert not any("db.statement.parameters" in span["attributes"] for span in spans)

@@ -7,34 +7,42 @@ cut to 256 characters, at most 32 parameters, secret-looking names always redact
 - SQLAlchemy: :func:`capture_statement_parameters` is a ``StatementHooks.on_start``
   hook and sees the real parameter objects. For ``executemany`` only the first row is
   recorded (``db.operation.batch.size`` tells how many there were).
-- contrib psycopg2 spans: the distro asks contrib for its own
-  ``capture_parameters`` option, which writes one string attribute,
-  ``db.statement.parameters`` = ``str(params)``. :class:`ContribParameterEnricher`
-  turns it back into values with ``ast.literal_eval`` (plain tuples and dicts of
-  numbers, strings, None, booleans) and records them like SQLAlchemy's; a string it
-  cannot read (dates, decimals, custom objects) is dropped rather than exported raw.
-  Positional parameters have no names, so only named (``%(name)s``) ones can be
-  redacted by name. With capture off, a ``db.statement.parameters`` attribute from
-  anywhere is removed.
+- psycopg2 (contrib's spans): otel_db's cursor wrapper puts the real parameter objects
+  in :data:`PENDING_PARAMETERS` around contrib's traced call, and
+  :class:`DriverParameterCapture` records them on the statement span as it starts.
+  (contrib's own ``capture_parameters`` option is not used: it writes ``str(params)``,
+  which would have to be parsed back per statement, and loses dates and decimals.)
+  For ``executemany`` only the first row is recorded, and only when the rows are a
+  list or tuple: an iterator is never consumed. Positional parameters have no names,
+  so only named (``%(name)s``) ones can be redacted by name.
+- Any contrib DB-API span carrying ``db.statement.parameters`` (an instrumentor the
+  application configured itself with ``capture_parameters=True``):
+  :class:`ContribParameterEnricher` turns the string back into values with
+  ``ast.literal_eval`` and records them the same way, dropping what it cannot read;
+  with capture off the attribute is removed.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
-from opentelemetry.trace import Span
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
 
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import SpanEnricher
-from otel_db.settings import Settings
 from otel_db.sql.parameters import capture_parameters
 
 #: The attribute contrib's DB-API instrumentation writes when asked to capture.
 CONTRIB_PARAMETERS_ATTRIBUTE: Final = "db.statement.parameters"
-#: Contrib instrumentations (entry point names) with a ``capture_parameters`` option.
-CONTRIB_CAPTURE_INSTRUMENTATIONS: Final = frozenset({"psycopg2"})
 _MAX_LITERAL_CHARS: Final = 16 * 1024
+
+#: The bound parameters of the DB-API statement whose span is about to start, set by
+#: otel_db's cursor wrappers around contrib's traced call; None when not capturing.
+PENDING_PARAMETERS: ContextVar[Any] = ContextVar("otel_db_pending_parameters", default=None)
 
 
 def capture_statement_parameters(
@@ -46,6 +54,36 @@ def capture_statement_parameters(
     captured = capture_parameters(parameters)
     if captured:
         span.set_attributes(captured)
+
+
+def first_row(rows: Any) -> Any:
+    """The row ``executemany`` records: the first of a list or tuple, else None (an
+    iterator or generator must not be consumed by the tracer)."""
+    if isinstance(rows, (list, tuple)) and rows:
+        return rows[0]
+    return None
+
+
+def statement_parameters(args: Sequence[Any], kwargs: Mapping[str, Any], name: str) -> Any:
+    """A DB-API call's parameters: its second positional argument or keyword ``name``."""
+    if len(args) > 1:
+        return args[1]
+    return kwargs.get(name)
+
+
+class DriverParameterCapture(SpanEnricher):
+    """Records :data:`PENDING_PARAMETERS` on the client span starting inside the call."""
+
+    name = "driver-parameter-capture"
+
+    def on_start(self, span: Span, parent_context: Context | None) -> None:
+        parameters = PENDING_PARAMETERS.get()
+        if parameters is None or getattr(span, "kind", None) is not SpanKind.CLIENT:
+            return
+        PENDING_PARAMETERS.set(None)  # one statement span per call; the wrapper resets it
+        captured = capture_parameters(parameters)
+        if captured:
+            span.set_attributes(captured)
 
 
 def parse_contrib_parameters(text: str) -> Any:
@@ -74,10 +112,3 @@ class ContribParameterEnricher(SpanEnricher):
         draft.remove_attribute(CONTRIB_PARAMETERS_ATTRIBUTE)
         if self.capture and isinstance(raw, str):
             draft.set_attributes(capture_parameters(parse_contrib_parameters(raw)))
-
-
-def instrumentor_options(entry_point_name: str, settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for a contrib instrumentor's ``instrument()`` call."""
-    if settings.capture_parameters and entry_point_name in CONTRIB_CAPTURE_INSTRUMENTATIONS:
-        return {"capture_parameters": True}
-    return {}

@@ -3,7 +3,8 @@
 contrib's statement spans are kept as they are. Around them otel_db adds: the pool a
 connection came from (``psycopg2.pool`` checkouts are timed), the transaction the driver
 opens when autocommit is off (a span from the first statement to ``commit()`` /
-``rollback()`` / ``with conn:``), and which connection the statement span starts on.
+``rollback()`` / ``with conn:``), which connection the statement span starts on, and,
+with ``OTEL_PYTHON_DB_CAPTURE_PARAMETERS``, the statement's parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from opentelemetry.instrumentation.psycopg2.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.parameter_capture import (
+    PENDING_PARAMETERS,
+    first_row,
+    statement_parameters,
+)
 from otel_db.settings import current_settings
 from otel_db.transactions import dbapi_transactions as tx
 
@@ -62,7 +68,7 @@ def _connection_class(base: type) -> type:
     return TracedConnection
 
 
-def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool) -> type:
+def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool, capture: bool) -> type:
     class SiteCursor(traced):  # type: ignore[misc, valid-type]
         # While instrumentation is suppressed (SQLAlchemy's span is the statement's),
         # a statement goes straight to the driver's cursor: contrib's tracer and the
@@ -70,21 +76,27 @@ def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool) -> t
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(traced, self).execute(*args, **kwargs)
-            return self._otel_db_run(super().execute, args, kwargs)
+            parameters = statement_parameters(args, kwargs, "vars") if capture else None
+            return self._otel_db_run(super().execute, args, kwargs, parameters)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(traced, self).executemany(*args, **kwargs)
-            return self._otel_db_run(super().executemany, args, kwargs)
+            parameters = (
+                first_row(statement_parameters(args, kwargs, "vars_list")) if capture else None
+            )
+            return self._otel_db_run(super().executemany, args, kwargs, parameters)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(traced, self).callproc(*args, **kwargs)
-            return self._otel_db_run(super().callproc, args, kwargs)
+            parameters = statement_parameters(args, kwargs, "parameters") if capture else None
+            return self._otel_db_run(super().callproc, args, kwargs, parameters)
 
-        def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:
+        def _otel_db_run(self, method: Any, args: Any, kwargs: Any, parameters: Any) -> Any:
             connection = self.connection
             token = tx.enter_statement(connection, system, _opens_transaction, track)
+            pending = PENDING_PARAMETERS.set(parameters) if parameters is not None else None
             lost = False
             try:
                 return method(*args, **kwargs)
@@ -92,6 +104,8 @@ def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool) -> t
                 lost = bool(getattr(connection, "closed", 0))
                 raise
             finally:
+                if pending is not None:
+                    PENDING_PARAMETERS.reset(pending)
                 tx.exit_statement(token, connection, lost)
 
     return SiteCursor
@@ -115,7 +129,9 @@ class _Integration(DatabaseApiIntegration):
         if self.database:
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
-        connection.cursor_factory = _site_cursor_factory(traced, system, settings.transaction_spans)
+        connection.cursor_factory = _site_cursor_factory(
+            traced, system, settings.transaction_spans, settings.capture_parameters
+        )
         return connection
 
 
