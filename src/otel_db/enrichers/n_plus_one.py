@@ -55,9 +55,10 @@ def _is_database_or_transaction(span: Span) -> bool:
 
 
 class _ParentCounts:
-    __slots__ = ("by_fingerprint", "detected_count", "detected_query", "total")
+    __slots__ = ("by_fingerprint", "detected_count", "detected_query", "span", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, span: Span) -> None:
+        self.span = span  # the live application span these counts belong to
         self.total = 0
         self.by_fingerprint: dict[str, int] = {}
         self.detected_count = 0
@@ -104,19 +105,28 @@ class NPlusOneDetector(SpanEnricher):
         # Only client spans are counted or stand between a statement and its
         # application span (transactions), and only under a parent: every other span
         # is done here.
-        if span.kind is not SpanKind.CLIENT or span.parent is None:
+        if span.kind is not SpanKind.CLIENT:
             return
-        parent = trace.get_current_span(parent_context)
-        if not isinstance(parent, Span) or not parent.is_recording():
+        parent_span_context = span.parent
+        if parent_span_context is None:
             return
-        # A statement inside a transaction span counts for the span above the transaction.
-        ancestor = (
-            self._ancestors.get(parent.context.span_id)
-            if _is_database_or_transaction(parent)
-            else parent
-        )
-        if ancestor is None:
-            return
+        # The second and later statements under one application span: it already has
+        # counts, so it is known to be an application span (no context or attribute reads).
+        counts = self._parents.get(parent_span_context.span_id)
+        if counts is not None:
+            ancestor: Span | None = counts.span
+        else:
+            parent = trace.get_current_span(parent_context)
+            if not isinstance(parent, Span) or not parent.is_recording():
+                return
+            # A statement inside a transaction span counts for the span above it.
+            ancestor = (
+                self._ancestors.get(parent.context.span_id)
+                if _is_database_or_transaction(parent)
+                else parent
+            )
+            if ancestor is None:
+                return
         ancestors = self._ancestors
         with self._lock:
             if len(ancestors) >= MAX_TRACKED_SPANS:
@@ -127,48 +137,49 @@ class NPlusOneDetector(SpanEnricher):
         span_id = draft.span.context.span_id
         if span_id not in self._ancestors and span_id not in self._parents:
             return  # neither counted nor counting: most spans, without the lock
-        with self._lock:
+        fingerprint = draft.attributes.get(attr.QUERY_FINGERPRINT)
+        countable = isinstance(fingerprint, str) and draft.span.kind is SpanKind.CLIENT
+        flagged = False
+        with self._lock:  # once per span: both pops and the count
             ancestor = self._ancestors.pop(span_id, None)
             # This span may itself be a parent: its counts end with it.
             counts = self._parents.pop(span_id, None)
+            if ancestor is not None and countable:
+                flagged = self._count_locked(draft, ancestor, fingerprint)  # type: ignore[arg-type]
         if counts is not None:
             draft.set_attributes(counts.attributes())
-        if ancestor is None:
-            return
-        fingerprint = draft.attributes.get(attr.QUERY_FINGERPRINT)
-        if not isinstance(fingerprint, str) or draft.span.kind is not SpanKind.CLIENT:
-            return
-        self._count(draft, ancestor, fingerprint)
+        if flagged:
+            draft.set_attribute(attr.N_PLUS_ONE, True)
 
-    def _count(self, draft: SpanDraft, parent: Span, fingerprint: str) -> None:
+    def _count_locked(self, draft: SpanDraft, parent: Span, fingerprint: str) -> bool:
+        """Counts the statement for ``parent``; whether it is part of an N+1 run."""
         parent_id = parent.context.span_id
-        with self._lock:
-            counts = self._parents.get(parent_id)
-            if counts is None:
-                # The parent ended first (fire-and-forget work): its counts are written.
-                # Checked under the lock its own on_end takes, so nothing is left behind.
-                if not parent.is_recording():
-                    return
-                if len(self._parents) >= MAX_TRACKED_PARENTS:
-                    del self._parents[next(iter(self._parents))]
-                counts = self._parents[parent_id] = _ParentCounts()
-            counts.total += 1
-            seen = counts.by_fingerprint.get(fingerprint)
-            if seen is not None or len(counts.by_fingerprint) < MAX_FINGERPRINTS_PER_PARENT:
-                seen = (seen or 0) + 1
-                counts.by_fingerprint[fingerprint] = seen
-            if self.threshold <= 0 or seen is None or seen < self.threshold:
-                return
-            if seen > counts.detected_count:  # the worst repetition so far names the query
-                counts.detected_count = seen
-                attributes = draft.attributes
-                # The summary when it names a target ("SELECT users"); a bare "SELECT"
-                # says less than the (already sanitized) text.
-                summary = attributes.get(attr.DB_QUERY_SUMMARY)
-                query = summary if isinstance(summary, str) and " " in summary else None
-                query = query or attributes.get(attr.DB_QUERY_TEXT) or summary
-                counts.detected_query = str(query or fingerprint)
-        draft.set_attribute(attr.N_PLUS_ONE, True)
+        counts = self._parents.get(parent_id)
+        if counts is None:
+            # The parent ended first (fire-and-forget work): its counts are written.
+            # Checked under the lock its own on_end takes, so nothing is left behind.
+            if not parent.is_recording():
+                return False
+            if len(self._parents) >= MAX_TRACKED_PARENTS:
+                del self._parents[next(iter(self._parents))]
+            counts = self._parents[parent_id] = _ParentCounts(parent)
+        counts.total += 1
+        seen = counts.by_fingerprint.get(fingerprint)
+        if seen is not None or len(counts.by_fingerprint) < MAX_FINGERPRINTS_PER_PARENT:
+            seen = (seen or 0) + 1
+            counts.by_fingerprint[fingerprint] = seen
+        if self.threshold <= 0 or seen is None or seen < self.threshold:
+            return False
+        if seen > counts.detected_count:  # the worst repetition so far names the query
+            counts.detected_count = seen
+            attributes = draft.attributes
+            # The summary when it names a target ("SELECT users"); a bare "SELECT"
+            # says less than the (already sanitized) text.
+            summary = attributes.get(attr.DB_QUERY_SUMMARY)
+            query = summary if isinstance(summary, str) and " " in summary else None
+            query = query or attributes.get(attr.DB_QUERY_TEXT) or summary
+            counts.detected_query = str(query or fingerprint)
+        return True
 
     def publish(self, span: Span) -> None:
         """Write the counts kept for the still-open ``span`` on it (see publish_counts)."""

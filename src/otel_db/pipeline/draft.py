@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
@@ -52,10 +51,15 @@ class SpanDraft:
 
     @property
     def attributes(self) -> Mapping[str, AttributeValue]:
+        """The attributes as they stand, for reading only (write through the setters).
+
+        This is the stored dict itself, not a ``MappingProxyType`` over it: a proxy's
+        ``get`` costs four times a dict's, and enrichers read here several times per span.
+        """
         if self._attributes is not None:
             return self._attributes
         if self._original is None:
-            self._original = MappingProxyType(_plain_attributes(self.span))
+            self._original = _plain_attributes(self.span)
         return self._original
 
     def _writable(self) -> dict[str, AttributeValue]:
