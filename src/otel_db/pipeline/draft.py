@@ -11,7 +11,7 @@ from opentelemetry.util.types import AttributeValue
 _EMPTY: Mapping[str, AttributeValue] = {}
 
 
-def _plain_attributes(span: ReadableSpan) -> dict[str, AttributeValue]:
+def plain_attributes(span: ReadableSpan) -> dict[str, AttributeValue]:
     """The ended span's attributes as a plain dict that can be read at C speed.
 
     ``ReadableSpan.attributes`` is a proxy over the SDK's ``BoundedAttributes``, whose
@@ -59,12 +59,12 @@ class SpanDraft:
         if self._attributes is not None:
             return self._attributes
         if self._original is None:
-            self._original = _plain_attributes(self.span)
+            self._original = plain_attributes(self.span)
         return self._original
 
     def _writable(self) -> dict[str, AttributeValue]:
         if self._attributes is None:
-            self._attributes = dict(_plain_attributes(self.span))
+            self._attributes = dict(plain_attributes(self.span))
         elif self._handed_over:
             self._attributes = dict(self._attributes)
             self._handed_over = False
@@ -132,7 +132,7 @@ class SpanDraft:
             attributes = self._attributes
             self._handed_over = True
         else:
-            attributes = dict(_plain_attributes(span))
+            attributes = dict(plain_attributes(span))
         if type(span) is ReadableSpan:
             # The SDK's own ended span (the usual case): copy its fields at C speed and
             # change the ones enriched. Its event and link lists never change again, so

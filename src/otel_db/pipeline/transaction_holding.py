@@ -19,13 +19,14 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
-from otel_db.pipeline.draft import SpanDraft
+from otel_db.pipeline.draft import SpanDraft, plain_attributes
 from otel_db.transactions.tracker import OutcomeOf, TransactionTracker, default_tracker
 
 DEFAULT_MAX_PER_TRANSACTION = 1_000
@@ -110,7 +111,7 @@ class TransactionHoldingStage(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            ready = self._accept(span) if span.attributes else [span]
+            ready = self._accept(span)
         except Exception as error:
             FAILURES.report("transaction holding", error)
             ready = [span]
@@ -140,11 +141,11 @@ class TransactionHoldingStage(SpanProcessor):
 
     # -- internals ------------------------------------------------------------------
 
-    def _accept(self, span: ReadableSpan) -> list[ReadableSpan]:
-        attributes = span.attributes
+    def _accept(self, span: ReadableSpan) -> Sequence[ReadableSpan]:
+        attributes = plain_attributes(span)  # the public property builds a proxy per read
         transaction_id = attributes.get(attr.TRANSACTION_ID)
         if transaction_id is None or attr.TRANSACTION_OUTCOME in attributes:
-            return [span]  # not in a transaction, or a transaction/savepoint span itself
+            return (span,)  # not in a transaction, or a transaction/savepoint span itself
         now = time.monotonic()
         overflow: list[ReadableSpan] = []
         with self._lock:
