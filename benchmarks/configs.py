@@ -110,6 +110,21 @@ def configurations() -> dict[str, Configuration]:
             launcher=True,
             env={"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"},
         ),
+        # The same contrib stack asked for what otel_db's distro turns on: the stable
+        # database conventions, under which contrib's DB-API instrumentations also record
+        # their duration and returned-rows histograms per statement. It shows how much of
+        # otel_db's cost over `contrib` is that metric work rather than otel_db's own.
+        "contrib_stable": Configuration(
+            "contrib_stable",
+            "contrib, OTEL_SEMCONV_STABILITY_OPT_IN=database (its DB metrics on)",
+            CONTRIB_ENV,
+            launcher=True,
+            env={
+                "OTEL_PYTHON_DISTRO": "distro",
+                "OTEL_PYTHON_CONFIGURATOR": "configurator",
+                "OTEL_SEMCONV_STABILITY_OPT_IN": "database",
+            },
+        ),
         "otel_db": Configuration(
             "otel_db", "otel_db defaults", PROJECT_ENV, launcher=True, env=dict(_OTEL_DB)
         ),

@@ -132,8 +132,12 @@ def targets(runs: Sequence[CellRun], workloads: Sequence[str]) -> list[str]:
         sqlalchemy = workload.startswith(("sa_", "orm_", "async_", "tx10_"))
         limit = 1.0 if sqlalchemy else 1.10
         verdict = "met" if full <= contrib * limit else "NOT met"
-        out.append(
+        line = (
             f"- {workload}: otel_db_full {full:.1f} us vs contrib {contrib:.1f} us "
             f"({full / contrib:.2f}x, target <= {limit:.2f}x): {verdict}"
         )
+        stable = summarize(runs, workload, "contrib_stable").median_us
+        if stable is not None:
+            line += f"; vs contrib_stable {stable:.1f} us: {full / stable:.2f}x"
+        out.append(line)
     return out
