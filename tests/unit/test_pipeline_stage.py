@@ -9,6 +9,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_db import attributes as attr
 from otel_db.enrichers.slow_query import SlowQueryRule
+from otel_db.pipeline.deferred import DEFERRED, DeferredAttributes
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.pipeline.stage import EnrichmentStage
@@ -79,3 +80,37 @@ def test_failing_enricher_is_contained_logged_once_and_the_span_still_exported(c
     messages = [r.getMessage() for r in caplog.records if "boom" in r.getMessage()]
     assert len([m for m in messages if "span start" in m]) == 1
     assert len([m for m in messages if "span end" in m]) == 1
+
+
+def test_deferred_attributes_are_written_when_the_span_ends():
+    tracer, exporter = _pipeline(SpanEnricher())
+    span = tracer.start_span("SELECT", kind=SpanKind.CLIENT)
+    DEFERRED.add(span, {attr.POOL_USED: 3})
+    DEFERRED.add(span, {attr.TRANSACTION_ID: "ab"})
+    assert attr.POOL_USED not in span.attributes  # the live span pays no SDK write
+    span.end()
+    (exported,) = exporter.get_finished_spans()
+    assert exported.attributes[attr.POOL_USED] == 3
+    assert exported.attributes[attr.TRANSACTION_ID] == "ab"
+    assert DEFERRED.take(span.get_span_context().span_id) is None  # nothing left behind
+
+
+def test_without_a_stage_deferred_attributes_go_on_the_live_span():
+    registry = DeferredAttributes()
+    span = TracerProvider().get_tracer("test").start_span("SELECT")
+    registry.add(span, {attr.POOL_USED: 3})
+    assert span.attributes[attr.POOL_USED] == 3 and len(registry) == 0
+
+
+def test_deferred_attributes_of_spans_that_never_end_are_bounded():
+    registry = DeferredAttributes(capacity=10)
+    registry.consumer_started()
+    tracer = TracerProvider().get_tracer("test")
+    spans = [tracer.start_span(f"s{i}") for i in range(25)]
+    for span in spans:
+        registry.add(span, {attr.POOL_USED: 1})
+    assert len(registry) == 10
+    assert registry.take(spans[-1].get_span_context().span_id) == {attr.POOL_USED: 1}
+    assert registry.take(spans[0].get_span_context().span_id) is None  # the oldest went first
+    registry.consumer_stopped()
+    assert len(registry) == 0

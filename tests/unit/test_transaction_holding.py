@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_db import attributes as attr
+from otel_db.pipeline.stage import EnrichmentStage
 from otel_db.pipeline.transaction_holding import TransactionHoldingStage
 from otel_db.transactions.tracker import TransactionTracker
 
@@ -26,7 +27,9 @@ class Rig:
         self.stage = TransactionHoldingStage(
             SimpleSpanProcessor(self.exporter), self.tracker, **limits
         )
-        self.provider.add_span_processor(self.stage)
+        # As in production: the enrichment stage in front (it writes the transaction id
+        # the tracker defers to the statement's end).
+        self.provider.add_span_processor(EnrichmentStage([], self.stage))
         self.tracer = self.provider.get_tracer("test")
 
     def statement(self, key, name: str = "SELECT") -> None:

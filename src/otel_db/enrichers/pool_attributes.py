@@ -5,6 +5,7 @@ from __future__ import annotations
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span
 
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.pools.checkouts import CHECKOUTS
 from otel_db.transactions.statement_site import CURRENT_SITE
@@ -21,4 +22,4 @@ class PoolAttributes(SpanEnricher):
             return
         found = CHECKOUTS.snapshot(site.connection)
         if found is not None:
-            span.set_attributes(found.attributes())
+            DEFERRED.add(span, found.attributes())

@@ -32,6 +32,7 @@ from typing import Any, Final
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.sql.parameters import capture_parameters
@@ -53,7 +54,7 @@ def capture_statement_parameters(
         parameters = parameters[0] if parameters else None
     captured = capture_parameters(parameters)
     if captured:
-        span.set_attributes(captured)
+        DEFERRED.add(span, captured)
 
 
 def first_row(rows: Any) -> Any:
@@ -83,7 +84,7 @@ class DriverParameterCapture(SpanEnricher):
         PENDING_PARAMETERS.set(None)  # one statement span per call; the wrapper resets it
         captured = capture_parameters(parameters)
         if captured:
-            span.set_attributes(captured)
+            DEFERRED.add(span, captured)
 
 
 def parse_contrib_parameters(text: str) -> Any:

@@ -8,6 +8,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import SpanEnricher, overrides
 
@@ -25,6 +26,8 @@ class EnrichmentStage(SpanProcessor):
         self.downstream = downstream
         self._start_hooks = tuple(e for e in self.enrichers if overrides(e, "on_start"))
         self._end_hooks = tuple(e for e in self.enrichers if overrides(e, "on_end"))
+        self._stopped = False
+        DEFERRED.consumer_started()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for enricher in self._start_hooks:
@@ -35,8 +38,11 @@ class EnrichmentStage(SpanProcessor):
         self.downstream.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._end_hooks:
+        deferred = DEFERRED.take(span.context.span_id)
+        if self._end_hooks or deferred:
             draft = SpanDraft(span)
+            if deferred:
+                draft.set_attributes(deferred)
             for enricher in self._end_hooks:
                 try:
                     enricher.on_end(draft)
@@ -49,6 +55,9 @@ class EnrichmentStage(SpanProcessor):
         self.downstream.on_end(span)
 
     def shutdown(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            DEFERRED.consumer_stopped()
         for enricher in self.enrichers:
             try:
                 enricher.shutdown()

@@ -8,8 +8,10 @@ statement start (``checkedout()``, ``checkedin()``, ``size()``, ``_max_overflow`
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import weakref
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -17,6 +19,7 @@ from opentelemetry.trace import Span
 from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
 
 WAIT_KEY = "_otel_db_checkout_wait_ms"
@@ -24,6 +27,9 @@ WAIT_KEY = "_otel_db_checkout_wait_ms"
 UNRECORDED_KEY = "_otel_db_checkout_unrecorded"
 CHECKED_OUT_AT_KEY = "_otel_db_checked_out_at"
 NAME_KEY = "_otel_db_pool_name"
+
+# Per pool: its name, size and maximum (see _static_facts); gone with the pool.
+_STATIC: weakref.WeakKeyDictionary[Any, tuple[str, int, int | None]] = weakref.WeakKeyDictionary()
 
 _installed = False
 _install_lock = threading.Lock()
@@ -115,18 +121,26 @@ def install() -> None:
         _installed = True
 
 
+def _static_facts(engine: Any, pool: Any) -> tuple[str, int, int | None]:
+    """(name, size, max) of a ``QueuePool``: fixed for its life, so read once per pool."""
+    found = _STATIC.get(pool)
+    if found is None:
+        facts = facts_for(engine, None)
+        name = POOL_NAMES.name(pool, server_name(facts.host, facts.port, facts.namespace))
+        size = pool.size()
+        max_overflow = pool._max_overflow
+        found = (name, size, size + max_overflow if max_overflow >= 0 else None)
+        _STATIC[pool] = found
+    return found
+
+
 def snapshot(sa_connection: Any) -> PoolSnapshot | None:
     """The pool facts for a statement about to run on ``sa_connection``."""
-    from sqlalchemy.pool import QueuePool
-
     engine = sa_connection.engine
     pool = engine.pool
-    if not isinstance(pool, QueuePool):
+    if not isinstance(pool, _queue_pool()):
         return None  # NullPool, StaticPool, SingletonThreadPool: nothing is pooled/bounded
-    facts = facts_for(engine, None)
-    name = POOL_NAMES.name(pool, server_name(facts.host, facts.port, facts.namespace))
-    size = pool.size()
-    max_overflow = pool._max_overflow
+    name, size, maximum = _static_facts(engine, pool)
     info = sa_connection.info
     wait = info.get(WAIT_KEY)
     unrecorded = info.pop(UNRECORDED_KEY, None)
@@ -137,11 +151,18 @@ def snapshot(sa_connection: Any) -> PoolSnapshot | None:
     return PoolSnapshot(
         name=name,
         size=size,
-        max=size + max_overflow if max_overflow >= 0 else None,
+        max=maximum,
         used=pool.checkedout(),
         idle=pool.checkedin(),
         wait_ms=wait,
     )
+
+
+@functools.cache
+def _queue_pool() -> type:
+    from sqlalchemy.pool import QueuePool
+
+    return QueuePool
 
 
 def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
@@ -150,7 +171,7 @@ def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
         return
     found = snapshot(sa_connection)
     if found is not None:
-        span.set_attributes(found.attributes())
+        DEFERRED.add(span, found.attributes())
 
 
 def sqlalchemy_pool_hooks() -> tuple[Any, ...]:

@@ -29,6 +29,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.version import __version__
 
 MAX_OPEN_TRANSACTIONS = 10_000
@@ -240,7 +241,8 @@ class TransactionTracker:
         scope.statement_count += 1
         if scope is not transaction.root:
             transaction.root.statement_count += 1
-        span.set_attribute(attr.TRANSACTION_ID, transaction.id)
+        # Written when the statement ends (the holding stage reads it from the ended span).
+        DEFERRED.add(span, {attr.TRANSACTION_ID: transaction.id})
         if len(transaction.statements) < MAX_STATEMENTS_REMEMBERED:
             transaction.statements[span.get_span_context().span_id] = scope
 
