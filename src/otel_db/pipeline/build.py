@@ -13,7 +13,7 @@ from otel_db.enrichers.n_plus_one import NPlusOneDetector
 from otel_db.enrichers.query_sanitizer import ErrorMessageScrubber
 from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
-from otel_db.export import ResilientBatchProcessor, install_exit_handling
+from otel_db.export import ResilientBatchProcessor, install_exit_handling, otlp_encoding
 from otel_db.export.resilient import DEFAULT_CAPACITY
 from otel_db.instrumentation.parameter_capture import (
     ContribParameterEnricher,
@@ -96,4 +96,4 @@ def processing_chain(settings: Settings, downstream: SpanProcessor) -> SpanProce
 
 def export_pipeline(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
     """The otel_db stages in front of a batch processor for ``exporter``."""
-    return processing_chain(settings, batch_processor(exporter, settings))
+    return processing_chain(settings, batch_processor(otlp_encoding.use_for(exporter), settings))
