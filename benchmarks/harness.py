@@ -39,6 +39,7 @@ class CellRun:
     config: str
     round: int
     ns_per_op: float | None = None
+    cpu_ns_per_op: float | None = None
     ops: int = 0
     warmup: int = 0
     spans: int = 0
@@ -187,6 +188,7 @@ def run_cell(
         return run
     result = json.loads(lines[-1][len(_RESULT_PREFIX) :])
     run.ns_per_op = result["ns_per_op"]
+    run.cpu_ns_per_op = result.get("cpu_ns_per_op")
     run.ops = result["ops"]
     run.warmup = result["warmup"]
     run.sqlalchemy = result.get("sqlalchemy")

@@ -20,6 +20,7 @@ class CellSummary:
     spans_per_op: float | None
     runs: int
     errors: tuple[str, ...]
+    cpu_median_us: float | None = None
 
 
 def summarize(runs: Sequence[CellRun], workload: str, config: str) -> CellSummary:
@@ -27,6 +28,7 @@ def summarize(runs: Sequence[CellRun], workload: str, config: str) -> CellSummar
     good = [r for r in mine if r.error is None and r.ns_per_op is not None]
     times = [r.ns_per_op / 1000 for r in good]  # type: ignore[operator]
     spans = [r.spans_per_op for r in good if r.spans_per_op is not None]
+    cpu = [r.cpu_ns_per_op / 1000 for r in good if r.cpu_ns_per_op is not None]
     return CellSummary(
         workload=workload,
         config=config,
@@ -36,6 +38,7 @@ def summarize(runs: Sequence[CellRun], workload: str, config: str) -> CellSummar
         spans_per_op=statistics.median(spans) if spans else None,
         runs=len(good),
         errors=tuple(r.error for r in mine if r.error),
+        cpu_median_us=statistics.median(cpu) if cpu else None,
     )
 
 
@@ -67,9 +70,9 @@ def table(
     """A Markdown table; each row a (workload, configuration) cell."""
     header = (
         "| workload | configuration | median us/op | min-max | added us/op | vs untraced "
-        "| vs contrib | spans/op |"
+        "| vs contrib | spans/op | CPU us/op | CPU vs contrib |"
     )
-    lines = [header, "|" + "---|" * 8]
+    lines = [header, "|" + "---|" * 10]
     for workload in workloads:
         summaries = {c.name: summarize(runs, workload, c.name) for c in configs}
         contrib = summaries.get("contrib")
@@ -91,7 +94,9 @@ def table(
                 if version:
                     label += f" (SA {version})"
             if cell.errors and cell.median_us is None:
-                lines.append(f"| {workload} | {label} | ERROR: {cell.errors[0][:60]} | | | | | |")
+                lines.append(
+                    f"| {workload} | {label} | ERROR: {cell.errors[0][:60]} | | | | | | | |"
+                )
                 continue
             spread = f"{_us(cell.min_us)}-{_us(cell.max_us)}" if cell.min_us is not None else "-"
             vs_untraced = (
@@ -105,10 +110,15 @@ def table(
                 else "-"
             )
             spans = "-" if cell.spans_per_op is None else f"{cell.spans_per_op:.2f}"
+            cpu_vs_contrib = (
+                _ratio(cell.cpu_median_us, contrib.cpu_median_us)
+                if contrib is not None and config.name != "contrib" and config.traced
+                else "-"
+            )
             lines.append(
                 f"| {workload} | {label} | {_us(cell.median_us)} | {spread} | "
                 f"{'-' if added is None else f'{added:+.1f}'} | {vs_untraced} | {vs_contrib} "
-                f"| {spans} |"
+                f"| {spans} | {_us(cell.cpu_median_us)} | {cpu_vs_contrib} |"
             )
     return "\n".join(lines)
 
@@ -139,5 +149,9 @@ def targets(runs: Sequence[CellRun], workloads: Sequence[str]) -> list[str]:
         stable = summarize(runs, workload, "contrib_stable").median_us
         if stable is not None:
             line += f"; vs contrib_stable {stable:.1f} us: {full / stable:.2f}x"
+        full_cpu = summarize(runs, workload, "otel_db_full").cpu_median_us
+        contrib_cpu = summarize(runs, workload, "contrib").cpu_median_us
+        if full_cpu and contrib_cpu:
+            line += f"; CPU time {full_cpu / contrib_cpu:.2f}x contrib's"
         out.append(line)
     return out
