@@ -10,6 +10,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics._internal.exemplar import (
+    AlwaysOffExemplarFilter,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_db import attributes as attr
@@ -21,10 +25,16 @@ POOL = attr.DB_CLIENT_CONNECTION_POOL_NAME
 SA_URL = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
-@pytest.fixture
-def reader(otel_session):
+@pytest.fixture(params=["always_off", "trace_based"])
+def reader(request, otel_session):
+    """A reader on its own provider; with the distro's default exemplar filter
+    (``always_off``: statements record through the shared-attributes histograms) and the
+    SDK's (``trace_based``: every record takes the SDK's public path)."""
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
+    exemplar_filter = (
+        AlwaysOffExemplarFilter() if request.param == "always_off" else TraceBasedExemplarFilter()
+    )
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=exemplar_filter)
     recorder = instruments.add_recorder(provider)
     yield reader
     instruments.remove_recorder(recorder)
@@ -167,3 +177,40 @@ def test_dropped_pools_leave_the_gauges(spans, reader):
     names = {state.name for state in pool_registry.states()}
     assert not any(name.endswith("/0#999999") for name in names)  # smoke: readable
     assert len(pool_registry._pools) < 1000  # weakly held: bounded by live pools
+
+
+@pytest.mark.redis
+def test_redis_pending_requests_count_a_waiting_checkout(spans, reader):
+    import threading
+    import time
+
+    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=1, timeout=10)
+    client = redis.Redis(connection_pool=pool)
+    try:
+        client.ping()  # names the pool
+        name = POOL_NAMES.peek(pool)
+        held = pool.get_connection()
+        waiter = threading.Thread(target=client.ping)
+        waiter.start()
+        pending = []
+        for _ in range(500):  # bounded: at most ~5 s
+            pending = _points(_metrics(reader)["db.client.connection.pending_requests"], name)
+            if [p.value for p in pending] == [1]:
+                break
+            time.sleep(0.01)
+        assert [p.value for p in pending] == [1]
+        pool.release(held)
+        waiter.join(timeout=10)
+        assert not waiter.is_alive()
+        metrics = _metrics(reader)
+        pending = _points(metrics["db.client.connection.pending_requests"], name)
+        assert [p.value for p in pending] == [0]
+        # Three checkouts (ping, held, the waiter's ping), each with one wait and one use.
+        for histogram in ("wait_time", "use_time"):
+            (point,) = _points(metrics[f"db.client.connection.{histogram}"], name)
+            assert point.count == 3, histogram
+        (created,) = _points(metrics["db.client.connection.create_time"], name)
+        assert created.count == 1
+    finally:
+        pool.disconnect()
+        del client, pool

@@ -17,6 +17,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_db import attributes as attr
 from otel_db.metrics import pool_registry
+from otel_db.metrics.shared_histogram import SharedAttributesHistogram
 from otel_db.version import __version__
 
 #: The contract's buckets for ``db.client.operation.duration`` (seconds).
@@ -56,6 +57,11 @@ class DbClientMetrics:
             description="The time it took to create a new connection.",
             explicit_bucket_boundaries_advisory=list(CONNECTION_TIME_BUCKETS),
         )
+        # The same histograms, for attribute dicts built once and never mutated (per pool,
+        # per pool and command): recorded without the SDK's per-call copies and hashing.
+        self.operation_duration_shared = SharedAttributesHistogram(self.operation_duration)
+        self.wait_time_shared = SharedAttributesHistogram(self.wait_time)
+        self.use_time_shared = SharedAttributesHistogram(self.use_time)
         self.timeouts = meter.create_counter(
             "db.client.connection.timeouts",
             unit="{timeout}",
@@ -112,27 +118,36 @@ def _field(field: str) -> Any:
 _lock = threading.Lock()
 _default: DbClientMetrics | None = None
 _extra: list[DbClientMetrics] = []
+#: ``(_default, *_extra)``, rebuilt when either changes: the hot path reads it as is.
+_all: tuple[DbClientMetrics, ...] = ()
 
 
-def recorders() -> list[DbClientMetrics]:
+def recorders() -> tuple[DbClientMetrics, ...]:
     """The process's instruments (created on first use) and any added ones."""
-    global _default
-    if _default is None:
-        with _lock:
-            if _default is None:
-                _default = DbClientMetrics()
-    return [_default, *_extra] if _extra else [_default]
+    global _default, _all
+    found = _all
+    if found:
+        return found
+    with _lock:
+        if _default is None:
+            _default = DbClientMetrics()
+        _all = (_default, *_extra)
+        return _all
 
 
 def add_recorder(meter_provider: metrics.MeterProvider) -> DbClientMetrics:
     """Also record into ``meter_provider`` (tests: a provider with an in-memory reader)."""
+    global _all
     recorder = DbClientMetrics(meter_provider)
     with _lock:
         _extra.append(recorder)
+        _all = (_default, *_extra) if _default is not None else ()
     return recorder
 
 
 def remove_recorder(recorder: DbClientMetrics) -> None:
+    global _all
     with _lock:
         if recorder in _extra:
             _extra.remove(recorder)
+        _all = (_default, *_extra) if _default is not None else ()

@@ -1,12 +1,17 @@
 """What the pool wrappers report: checkouts, check-ins, timeouts, waits.
 
 Called on the checkout path, so every function is cheap, contains its own failures and
-keeps only weakly keyed state (a connection dropped without check-in leaves nothing).
+keeps only weakly keyed or bounded state (a connection dropped without check-in leaves
+nothing).
+
+Each pool name's metric attributes are one dict built once (:func:`for_name`), so the
+wait and use histograms record through
+:class:`~otel_db.metrics.shared_histogram.SharedAttributesHistogram`. Wrappers that check
+out often (redis) keep the :class:`PoolMetrics` of their pool instead of passing the name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import weakref
@@ -18,21 +23,71 @@ from otel_db.metrics.instruments import recorders
 from otel_db.pipeline.containment import FAILURES
 
 _lock = threading.Lock()
-_in_use: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
+_in_use: weakref.WeakKeyDictionary[Any, tuple[PoolMetrics, float]] = weakref.WeakKeyDictionary()
 
 
-_by_name: dict[str, dict[str, str]] = {}
+class PoolMetrics:
+    """The metric attributes of one pool name, and recording with them."""
+
+    __slots__ = ("attributes", "name", "shared")
+
+    def __init__(self, name: str, shared: bool) -> None:
+        self.name = name
+        self.attributes = {attr.DB_CLIENT_CONNECTION_POOL_NAME: name}  # never mutated
+        # Whether ``attributes`` lives as long as the name's entry (the cache below):
+        # only then may the shared-attributes histograms bind it.
+        self.shared = shared
+
+    def waited(self, seconds: float, created: bool) -> None:
+        """A checkout took ``seconds`` (``created``: opening a new connection)."""
+        try:
+            attributes = self.attributes
+            for recorder in recorders():
+                if self.shared:
+                    recorder.wait_time_shared.record(seconds, attributes)
+                else:
+                    recorder.wait_time.record(seconds, attributes)
+                if created:
+                    recorder.create_time.record(seconds, attributes)
+        except Exception as failure:
+            FAILURES.report("pool checkout metrics", failure)
+
+    def used(self, seconds: float) -> None:
+        """A connection went back after ``seconds`` of use."""
+        try:
+            attributes = self.attributes
+            for recorder in recorders():
+                if self.shared:
+                    recorder.use_time_shared.record(seconds, attributes)
+                else:
+                    recorder.use_time.record(seconds, attributes)
+        except Exception as failure:
+            FAILURES.report("pool use-time metrics", failure)
+
+    def timed_out(self) -> None:
+        try:
+            for recorder in recorders():
+                recorder.timeouts.add(1, self.attributes)
+        except Exception as failure:
+            FAILURES.report("pool timeout metrics", failure)
+
+
+_by_name: dict[str, PoolMetrics] = {}
 _MAX_NAMES = 1_024
 
 
-def _attributes(name: str) -> dict[str, str]:
-    """The metric attributes of pool ``name``: built once per name (shared, read-only;
-    the SDK copies them per measurement)."""
+def for_name(name: str) -> PoolMetrics:
+    """Pool ``name``'s metrics: built once per name (up to :data:`_MAX_NAMES` names; past
+    that, built per call and recorded through the SDK's public path)."""
     found = _by_name.get(name)
     if found is None:
-        found = {attr.DB_CLIENT_CONNECTION_POOL_NAME: name}
         if len(_by_name) < _MAX_NAMES:
-            _by_name[name] = found
+            with _lock:
+                found = _by_name.get(name)
+                if found is None:
+                    found = _by_name[name] = PoolMetrics(name, shared=True)
+        else:
+            found = PoolMetrics(name, shared=False)
     return found
 
 
@@ -41,48 +96,47 @@ def checked_out(
 ) -> None:
     """A checkout returned ``connection`` after ``waited_s`` (``created``: it opened one)."""
     try:
-        attributes = _attributes(name)
-        for recorder in recorders():
-            recorder.wait_time.record(waited_s, attributes)
-            if created:
-                recorder.create_time.record(waited_s, attributes)
+        metrics = for_name(name)
+        metrics.waited(waited_s, created)
         if track_use:
-            with _lock, contextlib.suppress(TypeError):
-                _in_use[connection] = (name, time.perf_counter())
+            try:  # noqa: SIM105 - one dict store: atomic, no lock, no context manager
+                _in_use[connection] = (metrics, time.perf_counter())
+            except TypeError:  # no weak references: no use time
+                pass
     except Exception as failure:
         FAILURES.report("pool checkout metrics", failure)
+
+
+def started_use(connection: Any, metrics: PoolMetrics, at: float) -> None:
+    """``connection``'s use time starts at ``at`` (``time.perf_counter``), for
+    :func:`checked_in`; a wrapper that recorded the wait itself calls this."""
+    try:  # noqa: SIM105 - hot path: no context manager object per call
+        _in_use[connection] = (metrics, at)
+    except TypeError:  # no weak references: no use time
+        pass
 
 
 def checked_in(connection: Any) -> None:
     """``connection`` went back to its pool: its use time ends."""
     try:
-        with _lock:
-            entry = _in_use.pop(connection, None)
+        entry = _in_use.pop(connection, None)
     except TypeError:
         return
     if entry is not None:
-        used_for(entry[0], time.perf_counter() - entry[1])
+        entry[0].used(time.perf_counter() - entry[1])
 
 
 def used_for(name: str, seconds: float) -> None:
-    try:
-        attributes = _attributes(name)
-        for recorder in recorders():
-            recorder.use_time.record(seconds, attributes)
-    except Exception as failure:
-        FAILURES.report("pool use-time metrics", failure)
+    for_name(name).used(seconds)
 
 
 def timed_out(name: str) -> None:
     try:
-        attributes = _attributes(name)
-        for recorder in recorders():
-            recorder.timeouts.add(1, attributes)
+        for_name(name).timed_out()
     except Exception as failure:
         FAILURES.report("pool timeout metrics", failure)
 
 
 pending = pool_registry.waiting
-"""Around a checkout: it counts in ``db.client.connection.pending_requests``."""
-
+pending_counter = pool_registry.pending_counter
 observe = pool_registry.observe

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,9 @@ PoolReader = Callable[[Any], tuple[str, int, int, int | None, int | None] | None
 
 _lock = threading.Lock()
 _pools: weakref.WeakKeyDictionary[Any, PoolReader] = weakref.WeakKeyDictionary()
-_pending: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+#: pool -> its checkouts in progress, one item each: ``deque.append`` / ``deque.pop`` are
+#: atomic, so counting takes no lock; ``len`` is the gauge's value.
+_pending: weakref.WeakKeyDictionary[Any, deque[None]] = weakref.WeakKeyDictionary()
 
 
 def observe(pool: Any, reader: PoolReader) -> None:
@@ -38,42 +41,52 @@ def observe(pool: Any, reader: PoolReader) -> None:
         _pools[pool] = reader
 
 
+def pending_counter(pool: Any) -> deque[None] | None:
+    """``pool``'s pending-request counter (created once; None: no weak references).
+
+    A checkout appends before it waits and pops once it has its connection or gave up.
+    Callers that check out often keep the counter rather than looking it up each time.
+    """
+    try:
+        found = _pending.get(pool)
+        if found is None:
+            with _lock:
+                found = _pending.get(pool)
+                if found is None:
+                    found = _pending[pool] = deque()
+        return found
+    except TypeError:  # no weak references: not counted
+        return None
+
+
 class waiting:  # lower case: used like the function it replaced, ``with waiting(pool):``
     """Counts a checkout in progress as a pending request of ``pool``.
 
     A class rather than a generator context manager: it wraps every checkout.
     """
 
-    __slots__ = ("_pool",)
+    __slots__ = ("_counter",)
 
     def __init__(self, pool: Any) -> None:
-        self._pool = pool
+        self._counter = pending_counter(pool)
 
     def __enter__(self) -> None:
-        pool = self._pool
-        try:
-            with _lock:
-                _pending[pool] = _pending.get(pool, 0) + 1
-        except TypeError:  # no weak references: not counted
-            self._pool = None
+        if self._counter is not None:
+            self._counter.append(None)
 
     def __exit__(self, *exc_info: object) -> None:
-        pool = self._pool
-        if pool is None:
-            return
-        with _lock:
-            left = _pending.get(pool, 1) - 1
-            if left > 0:
-                _pending[pool] = left
-            else:
-                _pending.pop(pool, None)
+        if self._counter is not None:
+            try:  # noqa: SIM105 - hot path: no context manager object per call
+                self._counter.pop()
+            except IndexError:  # unbalanced: never below zero
+                pass
 
 
 def states() -> list[PoolState]:
     """Every live pool's counts, read now (the gauges' callback)."""
     with _lock:
         entries = list(_pools.items())
-        pending = dict(_pending.items())
+        pending = {pool: len(counter) for pool, counter in _pending.items()}
     out: list[PoolState] = []
     for pool, reader in entries:
         try:
