@@ -106,3 +106,85 @@ def test_exhaustion_is_recorded_on_the_waiting_span_and_the_app_gets_redis_error
         assert waiting.attributes[attr.ERROR_TYPE]
     finally:
         pool.disconnect()
+
+
+def test_single_connection_client_statements_have_pool_facts(spans):
+    from otel_db.pools.checkouts import CHECKOUTS
+
+    client = redis.Redis.from_url(REDIS_URL, single_connection_client=True)
+    held = client.connection
+    try:
+        client.ping()
+        client.ping()
+        assert CHECKOUTS.holds(held)  # registered when a statement first ran on it
+        pings = _commands(spans, "PING")
+        assert len(pings) == 2
+        for span in pings:
+            assert span.attributes[attr.POOL_USED] == 1
+            assert attr.POOL_WAIT_MS in span.attributes
+    finally:
+        client.close()
+    assert not CHECKOUTS.holds(held)
+
+
+def test_checkout_facts_leave_the_connection_when_it_goes_back(spans):
+    from otel_db.pools import redis_pool
+
+    pool = redis.ConnectionPool.from_url(REDIS_URL)
+    client = redis.Redis(connection_pool=pool)
+    try:
+        for _ in range(3):
+            client.get("otel_db:pool:never")
+        (connection,) = pool._available_connections
+        assert not hasattr(connection, redis_pool.CHECKOUT_ATTRIBUTE)
+        state = redis_pool.pool_state(pool)
+        assert (
+            state is not None
+            and state.name
+            == _commands(spans, "GET")[0].attributes[attr.DB_CLIENT_CONNECTION_POOL_NAME]
+        )
+        assert len(state.pending) == 0
+        assert list(state.operations) == ["GET"]  # duration attributes: once per command
+    finally:
+        pool.disconnect()
+
+
+def test_a_copied_pool_gets_its_own_state(spans):
+    import copy
+
+    from otel_db.pools import redis_pool
+
+    pool = redis.ConnectionPool.from_url(REDIS_URL)
+    try:
+        redis.Redis(connection_pool=pool).ping()
+        copied = copy.copy(pool)
+        state, copied_state = redis_pool.pool_state(pool), redis_pool.pool_state(copied)
+        assert state is not None and copied_state is not None
+        assert copied_state is not state
+        assert copied_state.pool_ref() is copied
+    finally:
+        pool.disconnect()
+
+
+def test_async_pool_facts_and_checkout_cleanup(spans):
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from otel_db.pools import redis_pool
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            await client.get("otel_db:pool:never")
+            await client.get("otel_db:pool:never")
+            for connection in client.connection_pool._available_connections:
+                assert not hasattr(connection, redis_pool.CHECKOUT_ATTRIBUTE)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    gets = _commands(spans, "GET")
+    assert len(gets) == 2
+    for span in gets:
+        assert all(key in span.attributes for key in POOL_KEYS), span.attributes

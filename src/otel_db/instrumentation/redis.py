@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +28,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from otel_db import attributes as attr
 from otel_db.metrics.instruments import recorders
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pools import redis_pool
 from otel_db.settings import current_settings
 from otel_db.transactions import redis_transactions
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
@@ -52,29 +52,26 @@ def _system_attributes(client: Any) -> dict[str, Any]:
     return out
 
 
-#: pool -> {command name as given: operation.duration attributes}; the attributes of
-#: one (pool, command) never change, so each is built once (bounded per pool).
-_duration_attributes: weakref.WeakKeyDictionary[Any, dict[Any, dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
 _MAX_OPERATIONS_PER_POOL = 256
+_perf_counter = time.perf_counter
 
 
-def _operation_attributes(client: Any, operation: Any) -> dict[str, Any]:
-    """The duration's attributes (without ``error.type``): shared, never mutate."""
+def _operation_attributes(client: Any, operation: Any) -> tuple[dict[str, Any], bool]:
+    """The duration's attributes (without ``error.type``), and whether they are the
+    pool's shared dict for this command (built once per pool and command, never
+    mutated: recordable through the shared-attributes histograms)."""
     pool = getattr(client, "connection_pool", None)
     by_operation = None
     if pool is not None:
-        try:
-            by_operation = _duration_attributes.get(pool)
-            if by_operation is None:
-                by_operation = _duration_attributes.setdefault(pool, {})
-        except TypeError:  # a pool without weak references: built every time
-            by_operation = None
-        if by_operation is not None and isinstance(operation, (str, bytes)):
-            found = by_operation.get(operation)
+        state = redis_pool.pool_state(pool)
+        if state is not None:
+            by_operation = state.operations
+            try:
+                found = by_operation.get(operation)
+            except TypeError:  # an unhashable command name: built every time
+                found = by_operation = None
             if found is not None:
-                return found
+                return found, True
     attributes = _system_attributes(client)
     name = operation.decode("utf-8", "replace") if isinstance(operation, bytes) else operation
     if name:
@@ -85,19 +82,24 @@ def _operation_attributes(client: Any, operation: Any) -> dict[str, Any]:
         and len(by_operation) < _MAX_OPERATIONS_PER_POOL
     ):
         by_operation[operation] = attributes
-    return attributes
+        return attributes, True
+    return attributes, False
 
 
 def _record_duration(
     client: Any, operation: Any, started: float, error: BaseException | None
 ) -> None:
     try:
-        elapsed = time.perf_counter() - started
-        attributes = _operation_attributes(client, operation)
+        elapsed = _perf_counter() - started
+        attributes, shared = _operation_attributes(client, operation)
         if error is not None:
             attributes = {**attributes, attr.ERROR_TYPE: type(error).__qualname__}
+            shared = False
         for recorder in recorders():
-            recorder.operation_duration.record(elapsed, attributes)
+            if shared:
+                recorder.operation_duration_shared.record(elapsed, attributes)
+            else:
+                recorder.operation_duration.record(elapsed, attributes)
     except Exception as failure:
         FAILURES.report("redis operation duration", failure)
 
@@ -106,6 +108,8 @@ def _site_token(connection: Any, transaction: Any) -> Any:
     if connection is None and transaction is None:
         return None
     try:
+        if connection is not None:
+            redis_pool.hold(connection)  # its checkout facts, for the statement's start
         return CURRENT_SITE.set(StatementSite(connection, transaction))
     except Exception as failure:
         FAILURES.report("redis statement site", failure)
@@ -254,15 +258,11 @@ class RedisStatementInstrumentor(RedisInstrumentor):
         super()._instrument(**kwargs)
         _install_wrappers()  # after contrib's: outermost, around contrib's span
         if current_settings().pool_attributes:
-            from otel_db.pools import redis_pool
-
             redis_pool.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _remove_wrappers()  # outermost first, then contrib's
         super()._uninstrument(**kwargs)
-        from otel_db.pools import redis_pool
-
         redis_pool.uninstall()
 
 

@@ -4,9 +4,14 @@ redis-py checks a connection out *inside* the command: contrib's statement span 
 already current when ``get_connection`` runs. So the checkout is timed there and, if the
 current span is a Redis statement span, the pool's counts are put on it right after the
 checkout (the moment the statement really starts on the wire). Connections held across
-statements (a pipeline after ``WATCH``, ``single_connection_client``) are remembered in
-:data:`~otel_db.pools.checkouts.CHECKOUTS` and read when their statement starts (see
-``instrumentation/redis.py``).
+statements (a pipeline after ``WATCH``, ``single_connection_client``) are registered in
+:data:`~otel_db.pools.checkouts.CHECKOUTS` when a statement first runs on them while
+held (:func:`hold`, called by ``instrumentation/redis.py``) and read when it starts.
+
+This runs for every command, so the per-command work is a few attribute reads: the
+pool's name, metric attributes and pending-request counter live in a :class:`PoolState`
+on the pool object; the checkout time and wait of a connection live on the connection
+(``_otel_db_checkout``) until it is released; both go with the object they are set on.
 
 Counts come from the pool itself: ``_in_use_connections`` / ``_available_connections``
 for ``ConnectionPool``, the created connections and the queue's non-empty slots for the
@@ -22,9 +27,12 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
+from opentelemetry.sdk.trace import Span as _SdkSpan
 
 from otel_db import attributes as attr
 from otel_db.metrics import pool_events
@@ -43,6 +51,22 @@ REDIS_SCOPE = "opentelemetry.instrumentation.redis"
 _installed: list[tuple[Any, str]] = []
 _lock = threading.Lock()
 
+_perf_counter = time.perf_counter
+_get_current_span = trace.get_current_span
+_SDK_SET_ATTRIBUTES = _SdkSpan.set_attributes
+
+#: Attribute names otel_db sets on redis-py objects (they die with the object).
+STATE_ATTRIBUTE = "_otel_db_pool_state"
+CHECKOUT_ATTRIBUTE = "_otel_db_checkout"
+
+_POOL_NAME = attr.DB_CLIENT_CONNECTION_POOL_NAME
+_POOL_SIZE = attr.POOL_SIZE
+_POOL_USED = attr.POOL_USED
+_POOL_IDLE = attr.POOL_IDLE
+_POOL_MAX = attr.POOL_MAX
+_POOL_UTILIZATION = attr.POOL_UTILIZATION
+_POOL_WAIT_MS = attr.POOL_WAIT_MS
+
 
 def pool_name(pool: Any) -> str:
     kwargs = getattr(pool, "connection_kwargs", None) or {}
@@ -58,7 +82,8 @@ def counts(pool: Any) -> tuple[int, int]:
     connections = getattr(pool, "_connections", None)
     queue = getattr(pool, "pool", None)
     if connections is not None and queue is not None:  # sync BlockingConnectionPool
-        idle = sum(1 for slot in list(queue.queue) if slot is not None)
+        slots = list(queue.queue)  # a copy: the queue may change under us
+        idle = len(slots) - slots.count(None)  # empty slots are None
         return max(0, len(connections) - idle), idle
     return len(pool._in_use_connections), len(pool._available_connections)
 
@@ -87,37 +112,196 @@ def read_for_metrics(pool: Any) -> tuple[str, int, int, int | None, int | None]:
     return pool_name(pool), used, idle, maximum, maximum
 
 
-def _total(pool: Any) -> int:
-    try:
-        used, idle = counts(pool)
-        return used + idle
-    except Exception:
-        return -1
+class PoolState:
+    """What otel_db keeps per redis pool, on the pool itself (gone with it).
+
+    ``operations`` (command -> ``db.client.operation.duration`` attributes) is filled by
+    ``instrumentation/redis.py`` whether or not pool facts are on; the rest is set by
+    :func:`tracked_state` at the pool's first timed checkout.
+    """
+
+    __slots__ = ("metrics", "name", "operations", "pending", "pool_ref")
+
+    def __init__(self, pool_ref: weakref.ref[Any]) -> None:
+        self.pool_ref = pool_ref
+        self.operations: dict[Any, dict[str, Any]] = {}
+        self.name: str | None = None
+        self.metrics: pool_events.PoolMetrics | None = None
+        self.pending: Any = None  # the pool's pending-request counter (a deque)
 
 
-def _checked_out(pool: Any, connection: Any, started: float, before: int) -> None:
+#: Pools that take no attributes (``__slots__`` subclasses) keep their state here.
+_states: weakref.WeakKeyDictionary[Any, PoolState] = weakref.WeakKeyDictionary()
+
+
+def pool_state(pool: Any) -> PoolState | None:
+    """``pool``'s state (created once); None for a pool without weak references."""
+    found = getattr(pool, STATE_ATTRIBUTE, None)
+    # The identity check keeps a copied pool (copy.copy copies __dict__) from sharing it.
+    if found is not None and found.pool_ref() is pool:
+        return found
     try:
-        waited = time.perf_counter() - started
-        wait_ms = waited * 1000.0
-        CHECKOUTS.checked_out(connection, pool, read_pool, wait_ms)
+        return _new_state(pool)
+    except Exception as failure:
+        FAILURES.report("redis pool state", failure)
+        return None
+
+
+def _new_state(pool: Any) -> PoolState | None:
+    with _lock:
+        found = getattr(pool, STATE_ATTRIBUTE, None)
+        if found is not None and found.pool_ref() is pool:
+            return found
+        try:
+            found = _states.get(pool)
+        except TypeError:  # no weak references
+            return None
+        if found is None:
+            found = PoolState(weakref.ref(pool))
+            try:
+                setattr(pool, STATE_ATTRIBUTE, found)
+            except (AttributeError, TypeError):
+                _states[pool] = found
+        return found
+
+
+def tracked_state(pool: Any) -> PoolState | None:
+    """``pool``'s state with its name, metrics and pending counter (None: not tracked)."""
+    state = pool_state(pool)
+    if state is None or state.metrics is not None:
+        return state
+    try:
         name = pool_name(pool)
+        state.pending = pool_events.pending_counter(pool)
+        state.name = name
+        pool_events.observe(pool, read_for_metrics)
+        state.metrics = pool_events.for_name(name)  # last: marks the state complete
+        return state
+    except Exception as failure:
+        FAILURES.report("redis pool tracking", failure)
+        return None
+
+
+def _checked_out(state: PoolState, pool: Any, connection: Any, started: float, before: int) -> None:
+    try:
+        now = _perf_counter()
+        waited = now - started
+        wait_ms = waited * 1000.0
         try:  # read once: for "grew the pool" and for the span
             used, idle = counts(pool)
         except Exception:
             used = idle = -1
         # A checkout that grew the pool spent its time opening the connection.
-        pool_events.checked_out(name, connection, waited, 0 <= before < used + idle)
-        pool_events.observe(pool, read_for_metrics)
-        span = trace.get_current_span()
-        if used >= 0 and is_redis_statement(span):
+        state.metrics.waited(waited, 0 <= before < used + idle)  # type: ignore[union-attr]
+        # The use time starts now; the wait is kept for a statement that runs on this
+        # connection while it is held (see hold()).
+        try:
+            connection.__dict__[CHECKOUT_ATTRIBUTE] = (state, now, wait_ms, False)
+        except AttributeError:  # no __dict__: the weakly keyed tables instead
+            CHECKOUTS.checked_out(connection, pool, read_pool, wait_ms)
+            pool_events.started_use(connection, state.metrics, now)  # type: ignore[arg-type]
+        if used < 0:
+            return
+        span = _get_current_span()
+        if span.is_recording() and (
+            getattr(getattr(span, "instrumentation_scope", None), "name", "") == REDIS_SCOPE
+        ):
             maximum = int(getattr(pool, "max_connections", 0) or 0)
-            snapshot = PoolSnapshot(name, maximum, maximum or None, used, idle, wait_ms)
-            span.set_attributes(snapshot.attributes())
+            # PoolSnapshot.attributes(), written out: this runs for every statement.
+            if maximum > 0:
+                facts = {
+                    _POOL_NAME: state.name,
+                    _POOL_SIZE: maximum,
+                    _POOL_USED: used,
+                    _POOL_IDLE: idle,
+                    _POOL_MAX: maximum,
+                    _POOL_UTILIZATION: min(1.0, used / maximum),
+                    _POOL_WAIT_MS: wait_ms,
+                }
+            else:
+                facts = {
+                    _POOL_NAME: state.name,
+                    _POOL_SIZE: maximum,
+                    _POOL_USED: used,
+                    _POOL_IDLE: idle,
+                    _POOL_WAIT_MS: wait_ms,
+                }
+            _add_to_live_span(span, facts)
     except Exception as failure:
         FAILURES.report("redis pool checkout", failure)
 
 
-def _failed(pool: Any, started: float, error: BaseException) -> None:
+#: Span classes seen here: whether each is the SDK's own ``set_attributes`` (bounded).
+_span_types: dict[type, bool] = {}
+
+
+def _is_sdk_span_type(span_type: type) -> bool:
+    known = _span_types.get(span_type)
+    if known is None:
+        known = (
+            issubclass(span_type, _SdkSpan)
+            and getattr(span_type, "set_attributes", None) is _SDK_SET_ATTRIBUTES
+        )
+        if len(_span_types) < 64:
+            _span_types[span_type] = known
+    return known
+
+
+def _add_to_live_span(span: Any, facts: dict[str, Any]) -> None:
+    """``span.set_attributes(facts)`` for facts known to be valid attribute values.
+
+    The SDK's ``set_attributes`` cleans every value (a recursive type check per value)
+    and stores each key through a Python method: ~15x the cost of a dict update for these
+    seven facts, which are plain str, int and float. When the span's attributes are the
+    SDK's ``BoundedAttributes`` with room for them, no string limit they would exceed and
+    none of these keys yet, the facts are stored the way ``set_attributes`` would store
+    them, under the same locks and the same "span not ended" check. Anything else goes
+    through ``set_attributes``.
+    """
+    attributes = getattr(span, "_attributes", None)
+    if type(attributes) is _BoundedAttributes and _is_sdk_span_type(type(span)):
+        stored = attributes._dict
+        maxlen = attributes.maxlen
+        limit = attributes.max_value_len
+        if (
+            (maxlen is None or len(stored) + len(facts) <= maxlen)
+            and (limit is None or len(facts[_POOL_NAME]) <= limit)
+            and _POOL_NAME not in stored
+            and not attributes._immutable
+        ):
+            with span._lock:
+                if span._end_time is None:
+                    with attributes._lock:
+                        stored.update(facts)
+                    return
+    span.set_attributes(facts)
+
+
+def hold(connection: Any) -> None:
+    """``connection`` is held across statements (a ``WATCH`` pipeline, a
+    ``single_connection_client``): make its checkout facts readable when a statement
+    starts on it (:data:`CHECKOUTS`, read by the pool-attributes enricher).
+
+    Registered on first use rather than at every checkout: most connections go back
+    to the pool within the statement that took them.
+    """
+    try:
+        facts = connection.__dict__
+        entry = facts.get(CHECKOUT_ATTRIBUTE)
+        if entry is None or entry[3]:
+            return  # not from a tracked checkout, or already registered
+        state, at, wait_ms, _held = entry
+        pool = state.pool_ref()
+        if pool is not None:
+            CHECKOUTS.checked_out(connection, pool, read_pool, wait_ms)
+            facts[CHECKOUT_ATTRIBUTE] = (state, at, wait_ms, True)
+    except AttributeError:  # no __dict__: registered at checkout
+        return
+    except Exception as failure:
+        FAILURES.report("redis held connection", failure)
+
+
+def _failed(state: PoolState, pool: Any, started: float, error: BaseException) -> None:
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import MaxConnectionsError
@@ -127,10 +311,10 @@ def _failed(pool: Any, started: float, error: BaseException) -> None:
         )
         if not timed_out:
             return
-        name = pool_name(pool)
-        waited_ms = (time.perf_counter() - started) * 1000.0
-        pool_events.timed_out(name)
-        span = trace.get_current_span()
+        name = state.name or pool_name(pool)
+        waited_ms = (_perf_counter() - started) * 1000.0
+        state.metrics.timed_out()  # type: ignore[union-attr]
+        span = _get_current_span()
         if is_redis_statement(span):
             # contrib's span records the exception itself as it propagates.
             span.add_event(
@@ -143,46 +327,85 @@ def _failed(pool: Any, started: float, error: BaseException) -> None:
         FAILURES.report("redis pool exhaustion recording", failure)
 
 
-def _released(pool: Any, connection: Any) -> None:
+def _released(connection: Any) -> None:
     try:
-        CHECKOUTS.checked_in(connection)
-        pool_events.checked_in(connection)
+        try:
+            entry = connection.__dict__.pop(CHECKOUT_ATTRIBUTE, None)
+        except AttributeError:  # no __dict__: tracked in the weakly keyed tables
+            CHECKOUTS.checked_in(connection)
+            pool_events.checked_in(connection)
+            return
+        if entry is not None:
+            if entry[3]:
+                CHECKOUTS.checked_in(connection)
+            entry[0].metrics.used(_perf_counter() - entry[1])
     except Exception as failure:
         FAILURES.report("redis pool checkin", failure)
 
 
+def _before(pool: Any) -> int:
+    try:
+        used, idle = counts(pool)
+        return used + idle
+    except Exception:
+        return -1
+
+
+def _done(pending: Any) -> None:
+    try:  # noqa: SIM105 - hot path: no context manager object per call
+        pending.pop()
+    except IndexError:  # unbalanced (cannot happen): never below zero
+        pass
+
+
 def _get_connection(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    before = _total(pool)
-    started = time.perf_counter()
-    with pool_events.pending(pool):
-        try:
-            connection = wrapped(*args, **kwargs)
-        except Exception as error:
-            _failed(pool, started, error)
-            raise
-    _checked_out(pool, connection, started, before)
+    state = tracked_state(pool)
+    if state is None:
+        return wrapped(*args, **kwargs)
+    before = _before(pool)
+    pending = state.pending
+    if pending is not None:
+        pending.append(None)  # a pending request (deque: atomic, no lock)
+    started = _perf_counter()
+    try:
+        connection = wrapped(*args, **kwargs)
+    except Exception as error:
+        _failed(state, pool, started, error)
+        raise
+    finally:
+        if pending is not None:
+            _done(pending)
+    _checked_out(state, pool, connection, started, before)
     return connection
 
 
 def _release(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     connection = args[0] if args else kwargs.get("connection")
     if connection is not None:
-        _released(pool, connection)
+        _released(connection)
     return wrapped(*args, **kwargs)
 
 
 async def _async_get_connection(
     wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    before = _total(pool)
-    started = time.perf_counter()
-    with pool_events.pending(pool):
-        try:
-            connection = await wrapped(*args, **kwargs)
-        except Exception as error:
-            _failed(pool, started, error)
-            raise
-    _checked_out(pool, connection, started, before)
+    state = tracked_state(pool)
+    if state is None:
+        return await wrapped(*args, **kwargs)
+    before = _before(pool)
+    pending = state.pending
+    if pending is not None:
+        pending.append(None)
+    started = _perf_counter()
+    try:
+        connection = await wrapped(*args, **kwargs)
+    except Exception as error:
+        _failed(state, pool, started, error)
+        raise
+    finally:
+        if pending is not None:
+            _done(pending)
+    _checked_out(state, pool, connection, started, before)
     return connection
 
 
@@ -191,7 +414,7 @@ async def _async_release(
 ) -> Any:
     connection = args[0] if args else kwargs.get("connection")
     if connection is not None:
-        _released(pool, connection)
+        _released(connection)
     return await wrapped(*args, **kwargs)
 
 
