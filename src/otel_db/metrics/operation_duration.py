@@ -9,7 +9,7 @@ for SQLAlchemy, by contrib for raw DB-API use, by ``instrumentation/redis.py`` f
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.trace import Span
 
@@ -39,16 +39,44 @@ def _readable_attributes(span: Span) -> Any:
     return getattr(span, "attributes", None) or {}
 
 
+#: Distinct successful-statement attribute sets whose dict is kept (built once, never
+#: mutated) so the shared-attributes histogram can skip the SDK's per-call copies.
+MAX_SHARED_ATTRIBUTE_SETS: Final = 1024
+_shared_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _success_attributes(span_attributes: Any) -> dict[str, Any] | None:
+    """The metric attributes of a successful statement: one dict per distinct set (None
+    when a value cannot be a dictionary key)."""
+    get = span_attributes.get
+    key = tuple(get(name) for name in _KEYS)
+    try:
+        found = _shared_attributes.get(key)
+    except TypeError:
+        return None
+    if found is None:
+        found = {name: value for name, value in zip(_KEYS, key, strict=True) if value is not None}
+        if len(_shared_attributes) >= MAX_SHARED_ATTRIBUTE_SETS:
+            _shared_attributes.clear()  # a workload past this many sets is not repeating
+        _shared_attributes[key] = found
+    return found
+
+
 def _record(span: Span, end_time_ns: int, error: BaseException | None) -> None:
     try:
         start = getattr(span, "start_time", None)
         if not start or not span.is_recording():
             return
         span_attributes = _readable_attributes(span)
+        seconds = max(0, end_time_ns - start) / 1e9
+        shared = _success_attributes(span_attributes) if error is None else None
+        if shared is not None:
+            for recorder in recorders():
+                recorder.operation_duration_shared.record(seconds, shared)
+            return
         attributes = {key: span_attributes[key] for key in _KEYS if key in span_attributes}
         if error is not None:
             attributes[attr.ERROR_TYPE] = type(error).__qualname__
-        seconds = max(0, end_time_ns - start) / 1e9
         for recorder in recorders():
             recorder.operation_duration.record(seconds, attributes)
     except Exception as failure:
