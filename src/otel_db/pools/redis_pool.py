@@ -31,12 +31,11 @@ import weakref
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
-from opentelemetry.sdk.trace import Span as _SdkSpan
 
 from otel_db import attributes as attr
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pools.checkouts import CHECKOUTS
 from otel_db.pools.snapshot import (
     POOL_EXHAUSTED_EVENT,
@@ -53,7 +52,6 @@ _lock = threading.Lock()
 
 _perf_counter = time.perf_counter
 _get_current_span = trace.get_current_span
-_SDK_SET_ATTRIBUTES = _SdkSpan.set_attributes
 
 #: Attribute names otel_db sets on redis-py objects (they die with the object).
 STATE_ATTRIBUTE = "_otel_db_pool_state"
@@ -226,55 +224,11 @@ def _checked_out(state: PoolState, pool: Any, connection: Any, started: float, b
                     _POOL_IDLE: idle,
                     _POOL_WAIT_MS: wait_ms,
                 }
-            _add_to_live_span(span, facts)
+            # Written into the span the enrichment stage builds when it ends: one dict
+            # update instead of the SDK's locked, validated write on the live span.
+            DEFERRED.add(span, facts)
     except Exception as failure:
         FAILURES.report("redis pool checkout", failure)
-
-
-#: Span classes seen here: whether each is the SDK's own ``set_attributes`` (bounded).
-_span_types: dict[type, bool] = {}
-
-
-def _is_sdk_span_type(span_type: type) -> bool:
-    known = _span_types.get(span_type)
-    if known is None:
-        known = (
-            issubclass(span_type, _SdkSpan)
-            and getattr(span_type, "set_attributes", None) is _SDK_SET_ATTRIBUTES
-        )
-        if len(_span_types) < 64:
-            _span_types[span_type] = known
-    return known
-
-
-def _add_to_live_span(span: Any, facts: dict[str, Any]) -> None:
-    """``span.set_attributes(facts)`` for facts known to be valid attribute values.
-
-    The SDK's ``set_attributes`` cleans every value (a recursive type check per value)
-    and stores each key through a Python method: ~15x the cost of a dict update for these
-    seven facts, which are plain str, int and float. When the span's attributes are the
-    SDK's ``BoundedAttributes`` with room for them, no string limit they would exceed and
-    none of these keys yet, the facts are stored the way ``set_attributes`` would store
-    them, under the same locks and the same "span not ended" check. Anything else goes
-    through ``set_attributes``.
-    """
-    attributes = getattr(span, "_attributes", None)
-    if type(attributes) is _BoundedAttributes and _is_sdk_span_type(type(span)):
-        stored = attributes._dict
-        maxlen = attributes.maxlen
-        limit = attributes.max_value_len
-        if (
-            (maxlen is None or len(stored) + len(facts) <= maxlen)
-            and (limit is None or len(facts[_POOL_NAME]) <= limit)
-            and _POOL_NAME not in stored
-            and not attributes._immutable
-        ):
-            with span._lock:
-                if span._end_time is None:
-                    with attributes._lock:
-                        stored.update(facts)
-                    return
-    span.set_attributes(facts)
 
 
 def hold(connection: Any) -> None:
