@@ -224,3 +224,60 @@ def test_concurrent_records_all_count():
     ((_name, _attrs, count, total, *_rest),) = _points(readers[0])
     assert count == 8_000
     assert total == pytest.approx(24.0)
+
+
+def test_the_installed_sdk_keeps_bound_aggregations_for_good():
+    """What _VERIFIED_SDK_LINES relies on: collecting (cumulative or delta) and recording
+    other attribute sets never replaces the aggregation a binding holds."""
+    readers = [InMemoryMetricReader(), _delta_reader()]
+    shared = SharedAttributesHistogram(_histogram(_provider(readers)))
+    shared.record(0.01, GET)
+    shared.record(0.01, GET)
+    (binding,) = shared._bound.values()
+    for _ in range(3):
+        for reader in readers:
+            reader.get_metrics_data()
+        shared.record(0.02, SET)
+        shared.record(0.02, GET)
+    again = shared_histogram._bind(shared.histogram, GET)
+    assert again is not None
+    assert len(again.aggregations) == len(binding.aggregations) == 2
+    assert all(a is b for a, b in zip(again.aggregations, binding.aggregations, strict=True))
+
+
+def test_unverified_sdk_lines_check_the_aggregation_before_each_record(monkeypatch):
+    monkeypatch.setattr(shared_histogram, "_PERMANENT_AGGREGATIONS", False)
+    shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader(), _delta_reader()])
+    _record_both(shared, public, VALUES, GET)
+    (binding,) = shared._bound.values()
+    assert len(binding.checks) == 2
+    _same(readers_a, readers_b)
+    # An aggregation the SDK replaced is not recorded into: public path, then rebind.
+    table, key, replaced = binding.checks[0]
+
+    class Replacement:
+        def __init__(self) -> None:
+            self.values: list[float] = []
+
+        def aggregate(self, measurement, should_sample_exemplar=True) -> None:
+            self.values.append(measurement.value)
+
+    replacement = table[key] = Replacement()
+    shared.record(0.5, GET)
+    shared.record(0.25, GET)
+    assert replacement.values == [0.5, 0.25]  # the first publicly, the second bound
+    assert shared._bound[id(GET)] is not binding
+    assert replaced not in shared._bound[id(GET)].aggregations
+
+
+def test_a_meter_disabled_after_binding_stops_recording():
+    readers = [InMemoryMetricReader()]
+    provider = _provider(readers)
+    shared = SharedAttributesHistogram(_histogram(provider))
+    shared.record(0.01, GET)
+    shared.record(0.01, GET)
+    assert shared._bound
+    provider._set_meter_configurator(meter_configurator=_disable_meter_configurator)
+    shared.record(0.01, GET)
+    ((_name, _attrs, count, *_rest),) = _points(readers[0])
+    assert count == 2

@@ -53,6 +53,25 @@ try:  # SDK internals the shortcut relies on; without them every record is publi
 except Exception:  # pragma: no cover - a different SDK layout
     _SdkHistogram = None
 
+#: SDK release lines whose ``_ViewInstrumentMatch`` only ever adds aggregations (never
+#: replaces or removes one: checked in their source, and by the unit tests for the
+#: installed SDK). On those, a binding's aggregations stay the SDK's for good; on any
+#: other line every record first checks that the SDK still holds them (a dict lookup
+#: whose nested-tuple key is rehashed each time: ~4k instructions per record).
+_VERIFIED_SDK_LINES = frozenset({(1, 45)})
+
+
+def _sdk_line() -> tuple[int, ...]:
+    try:
+        from opentelemetry.sdk.version import __version__
+
+        return tuple(int(part) for part in __version__.split(".")[:2])
+    except Exception:  # pragma: no cover
+        return ()
+
+
+_PERMANENT_AGGREGATIONS = _sdk_line() in _VERIFIED_SDK_LINES
+
 
 class _Point:
     """What an aggregation reads from a ``Measurement`` (same field names)."""
@@ -70,12 +89,15 @@ class _Point:
 class _Binding:
     """One attribute set's aggregations, valid while ``storages`` is the consumer's."""
 
-    __slots__ = ("attributes", "entries", "storages")
+    __slots__ = ("aggregations", "attributes", "checks", "storages")
 
-    def __init__(self, attributes: Any, storages: Any, entries: tuple[Any, ...]) -> None:
+    def __init__(self, attributes: Any, storages: Any, entries: list[tuple[Any, ...]]) -> None:
         self.attributes = attributes  # strong reference: keeps id(attributes) unique
         self.storages = storages
-        self.entries = entries  # ((aggregation table, key, aggregation), ...)
+        self.aggregations = tuple(aggregation for _table, _key, aggregation in entries)
+        # ((aggregation table, key, aggregation), ...): checked before every record
+        # unless this SDK line never replaces an aggregation.
+        self.checks = () if _PERMANENT_AGGREGATIONS else tuple(entries)
 
 
 def _bind(histogram: Any, attributes: Any) -> _Binding | None:
@@ -83,6 +105,8 @@ def _bind(histogram: Any, attributes: Any) -> _Binding | None:
     if _SdkHistogram is None or not isinstance(histogram, _SdkHistogram):
         return None
     if type(histogram).record is not _SdkHistogram.record:
+        return None
+    if not hasattr(histogram, "_meter_config"):
         return None
     consumer = getattr(histogram, "_measurement_consumer", None)
     if type(consumer) is not SynchronousMeasurementConsumer:
@@ -105,7 +129,7 @@ def _bind(histogram: Any, attributes: Any) -> _Binding | None:
             if aggregation is None or not callable(getattr(aggregation, "aggregate", None)):
                 return None
             entries.append((table, key, aggregation))
-    return _Binding(attributes, storages, tuple(entries))
+    return _Binding(attributes, storages, entries)
 
 
 class SharedAttributesHistogram:
@@ -128,18 +152,18 @@ class SharedAttributesHistogram:
         binding = self._bound.get(id(attributes))
         if binding is not None and binding.attributes is attributes:
             histogram = self.histogram
+            config = histogram._meter_config  # what histogram._is_enabled() reads
             if (
                 binding.storages is histogram._measurement_consumer._reader_storages
-                and histogram._is_enabled()
+                and (config is None or config.is_enabled)
                 and 0.0 <= amount < _INF
             ):
-                entries = binding.entries
-                for table, key, aggregation in entries:
+                for table, key, aggregation in binding.checks:
                     if table.get(key) is not aggregation:
                         break
                 else:
                     point = _Point(amount, time_ns(), histogram, attributes)
-                    for _table, _key, aggregation in entries:
+                    for aggregation in binding.aggregations:
                         aggregation.aggregate(point, False)
                     return
             # Readers, meter state or aggregations changed: rebind after this record.
