@@ -214,3 +214,28 @@ def test_redis_pending_requests_count_a_waiting_checkout(spans, reader):
     finally:
         pool.disconnect()
         del client, pool
+
+
+@pytest.mark.redis
+def test_redis_suppressed_instrumentation_records_no_duration_and_no_transaction(spans, reader):
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"otel_db:metrics:{uuid.uuid4().hex}"
+    try:
+        with suppress_instrumentation():
+            client.get(key)
+            with client.pipeline(transaction=True) as pipe:
+                pipe.get(key).get(key)
+                pipe.execute()
+        assert spans.finished() == []
+        metrics = _metrics(reader)
+        duration = metrics.get("db.client.operation.duration")
+        redis_points = [
+            p
+            for p in (duration.data.data_points if duration else ())
+            if p.attributes.get(attr.DB_SYSTEM_NAME) == "redis"
+        ]
+        assert redis_points == []
+    finally:
+        client.close()

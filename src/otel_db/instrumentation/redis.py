@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry.context import get_current as _get_current
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS
+from opentelemetry.instrumentation.utils import (
+    _SUPPRESS_INSTRUMENTATION_KEY_PLAIN as _SUPPRESS_PLAIN,
+)
+from opentelemetry.instrumentation.utils import unwrap
 
 from otel_db import attributes as attr
 from otel_db.metrics.instruments import recorders
@@ -52,6 +55,18 @@ def _system_attributes(client: Any) -> dict[str, Any]:
     return out
 
 
+def _shared_system_attributes(client: Any) -> dict[str, Any]:
+    """:func:`_system_attributes`, built once per pool (shared: never mutate)."""
+    pool = getattr(client, "connection_pool", None)
+    state = redis_pool.pool_state(pool) if pool is not None else None
+    if state is None:
+        return _system_attributes(client)
+    found = state.system_attributes
+    if found is None:
+        found = state.system_attributes = _system_attributes(client)
+    return found
+
+
 _MAX_OPERATIONS_PER_POOL = 256
 _perf_counter = time.perf_counter
 
@@ -63,7 +78,9 @@ def _operation_attributes(client: Any, operation: Any) -> tuple[dict[str, Any], 
     pool = getattr(client, "connection_pool", None)
     by_operation = None
     if pool is not None:
-        state = redis_pool.pool_state(pool)
+        state = getattr(pool, redis_pool.STATE_ATTRIBUTE, None)
+        if state is None or state.pool_ref() is not pool:
+            state = redis_pool.pool_state(pool)
         if state is not None:
             by_operation = state.operations
             try:
@@ -72,7 +89,7 @@ def _operation_attributes(client: Any, operation: Any) -> tuple[dict[str, Any], 
                 found = by_operation = None
             if found is not None:
                 return found, True
-    attributes = _system_attributes(client)
+    attributes = dict(_shared_system_attributes(client))
     name = operation.decode("utf-8", "replace") if isinstance(operation, bytes) else operation
     if name:
         attributes[attr.DB_OPERATION_NAME] = str(name).upper()
@@ -124,52 +141,69 @@ def _reset(token: Any) -> None:
             FAILURES.report("redis statement site reset", failure)
 
 
-def _pipeline_start(pipeline: Any) -> tuple[Any, Any]:
+def _pipeline_start(pipeline: Any) -> tuple[Any, Any, str]:
+    """(transaction, statement-site token, operation name) for ``Pipeline.execute``."""
     transaction = None
+    operation = "PIPELINE"
     try:
-        if current_settings().transaction_spans and redis_transactions.is_transaction(pipeline):
-            transaction = redis_transactions.begin(pipeline, _system_attributes(pipeline))
+        if redis_transactions.is_transaction(pipeline):
+            operation = "MULTI"
+            if current_settings().transaction_spans:
+                transaction = redis_transactions.begin(
+                    pipeline, _shared_system_attributes(pipeline)
+                )
     except Exception as failure:
         FAILURES.report("redis pipeline start", failure)
-    return transaction, _site_token(getattr(pipeline, "connection", None), transaction)
+    return transaction, _site_token(getattr(pipeline, "connection", None), transaction), operation
 
 
-def _operation(pipeline: Any) -> str:
-    return "MULTI" if redis_transactions.is_transaction(pipeline) else "PIPELINE"
+def _pipeline_end(
+    pipeline: Any,
+    operation: str,
+    transaction: Any,
+    token: Any,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    _reset(token)
+    _record_duration(pipeline, operation, started, error)
+    redis_transactions.end(transaction, error)
 
 
-@contextmanager
-def _pipeline_scope(pipeline: Any) -> Iterator[None]:
-    """Around ``Pipeline.execute``: its transaction, its site, its duration."""
-    operation = _operation(pipeline)
-    transaction, token = _pipeline_start(pipeline)
-    started = time.perf_counter()
+# Around ``Pipeline.execute``: its transaction, its site, its duration. Written out
+# rather than as a generator context manager: this runs for every pipeline.
+def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    current = _get_current()  # is_instrumentation_enabled(), read from one context
+    if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
+        return wrapped(*args, **kwargs)
+    transaction, token, operation = _pipeline_start(pipeline)
+    started = _perf_counter()
     error: BaseException | None = None
     try:
-        yield
+        return wrapped(*args, **kwargs)
     except BaseException as raised:
         error = raised
         raise
     finally:
-        _reset(token)
-        _record_duration(pipeline, operation, started, error)
-        redis_transactions.end(transaction, error)
-
-
-def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if not is_instrumentation_enabled():
-        return wrapped(*args, **kwargs)
-    with _pipeline_scope(pipeline):
-        return wrapped(*args, **kwargs)
+        _pipeline_end(pipeline, operation, transaction, token, started, error)
 
 
 async def _async_execute(
     wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if not is_instrumentation_enabled():
+    current = _get_current()
+    if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
-    with _pipeline_scope(pipeline):
+    transaction, token, operation = _pipeline_start(pipeline)
+    started = _perf_counter()
+    error: BaseException | None = None
+    try:
         return await wrapped(*args, **kwargs)
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        _pipeline_end(pipeline, operation, transaction, token, started, error)
 
 
 def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -177,11 +211,12 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
 
     Written out rather than as a context manager: this runs for every redis command.
     """
-    if not is_instrumentation_enabled():
+    current = _get_current()  # is_instrumentation_enabled(), read from one context
+    if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection, None) if connection is not None else None
-    started = time.perf_counter()
+    started = _perf_counter()
     error: BaseException | None = None
     try:
         return wrapped(*args, **kwargs)
@@ -197,11 +232,12 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
 async def _async_command(
     wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if not is_instrumentation_enabled():
+    current = _get_current()  # is_instrumentation_enabled(), read from one context
+    if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection, None) if connection is not None else None
-    started = time.perf_counter()
+    started = _perf_counter()
     error: BaseException | None = None
     try:
         return await wrapped(*args, **kwargs)

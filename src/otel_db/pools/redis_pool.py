@@ -30,7 +30,8 @@ import time
 import weakref
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_db import attributes as attr
 from otel_db.metrics import pool_events
@@ -52,6 +53,7 @@ _lock = threading.Lock()
 
 _perf_counter = time.perf_counter
 _get_current_span = trace.get_current_span
+_get_current = context.get_current
 
 #: Attribute names otel_db sets on redis-py objects (they die with the object).
 STATE_ATTRIBUTE = "_otel_db_pool_state"
@@ -75,15 +77,28 @@ def pool_name(pool: Any) -> str:
     return POOL_NAMES.name(pool, f"{base}/{kwargs.get('db', 0)}")
 
 
+def _blocking_counts(pool: Any) -> tuple[int, int]:
+    """(used, idle) of a sync ``BlockingConnectionPool``: created connections, and the
+    queue's non-empty slots."""
+    slots = list(pool.pool.queue)  # a copy: the queue may change under us
+    idle = len(slots) - slots.count(None)  # empty slots are None
+    return max(0, len(pool._connections) - idle), idle
+
+
+def _plain_counts(pool: Any) -> tuple[int, int]:
+    """(used, idle) of a ``ConnectionPool`` (sync or asyncio) or asyncio blocking pool."""
+    return len(pool._in_use_connections), len(pool._available_connections)
+
+
+def _counter_for(pool: Any) -> Any:
+    if getattr(pool, "_connections", None) is not None and getattr(pool, "pool", None) is not None:
+        return _blocking_counts
+    return _plain_counts
+
+
 def counts(pool: Any) -> tuple[int, int]:
     """(used, idle), read from the pool's own bookkeeping."""
-    connections = getattr(pool, "_connections", None)
-    queue = getattr(pool, "pool", None)
-    if connections is not None and queue is not None:  # sync BlockingConnectionPool
-        slots = list(queue.queue)  # a copy: the queue may change under us
-        idle = len(slots) - slots.count(None)  # empty slots are None
-        return max(0, len(connections) - idle), idle
-    return len(pool._in_use_connections), len(pool._available_connections)
+    return _counter_for(pool)(pool)
 
 
 def read_pool(pool: Any, wait_ms: float | None) -> PoolSnapshot:
@@ -113,16 +128,28 @@ def read_for_metrics(pool: Any) -> tuple[str, int, int, int | None, int | None]:
 class PoolState:
     """What otel_db keeps per redis pool, on the pool itself (gone with it).
 
-    ``operations`` (command -> ``db.client.operation.duration`` attributes) is filled by
-    ``instrumentation/redis.py`` whether or not pool facts are on; the rest is set by
+    ``operations`` (command -> ``db.client.operation.duration`` attributes) and
+    ``system_attributes`` are filled by ``instrumentation/redis.py`` whether or not pool
+    facts are on; the rest is set by
     :func:`tracked_state` at the pool's first timed checkout.
     """
 
-    __slots__ = ("metrics", "name", "operations", "pending", "pool_ref")
+    __slots__ = (
+        "counts",
+        "metrics",
+        "name",
+        "operations",
+        "pending",
+        "pool_ref",
+        "system_attributes",
+    )
 
     def __init__(self, pool_ref: weakref.ref[Any]) -> None:
         self.pool_ref = pool_ref
+        self.counts: Any = counts  # (used, idle) reader for this kind of pool
         self.operations: dict[Any, dict[str, Any]] = {}
+        #: db.system.name, db.namespace, server.* of the pool (shared: never mutated)
+        self.system_attributes: dict[str, Any] | None = None
         self.name: str | None = None
         self.metrics: pool_events.PoolMetrics | None = None
         self.pending: Any = None  # the pool's pending-request counter (a deque)
@@ -170,6 +197,7 @@ def tracked_state(pool: Any) -> PoolState | None:
         return state
     try:
         name = pool_name(pool)
+        state.counts = _counter_for(pool)
         state.pending = pool_events.pending_counter(pool)
         state.name = name
         pool_events.observe(pool, read_for_metrics)
@@ -180,13 +208,26 @@ def tracked_state(pool: Any) -> PoolState | None:
         return None
 
 
+#: Types found in the context under the current-span key: whether each is a Span.
+_span_types: dict[type, bool] = {}
+
+
+def _is_span_type(span_type: type) -> bool:
+    known = _span_types.get(span_type)
+    if known is None:
+        known = issubclass(span_type, trace.Span)
+        if len(_span_types) < 64:
+            _span_types[span_type] = known
+    return known
+
+
 def _checked_out(state: PoolState, pool: Any, connection: Any, started: float, before: int) -> None:
     try:
         now = _perf_counter()
         waited = now - started
         wait_ms = waited * 1000.0
         try:  # read once: for "grew the pool" and for the span
-            used, idle = counts(pool)
+            used, idle = state.counts(pool)
         except Exception:
             used = idle = -1
         # A checkout that grew the pool spent its time opening the connection.
@@ -200,9 +241,13 @@ def _checked_out(state: PoolState, pool: Any, connection: Any, started: float, b
             pool_events.started_use(connection, state.metrics, now)  # type: ignore[arg-type]
         if used < 0:
             return
-        span = _get_current_span()
-        if span.is_recording() and (
-            getattr(getattr(span, "instrumentation_scope", None), "name", "") == REDIS_SCOPE
+        # trace.get_current_span(), without its layers and its ABC isinstance per call.
+        span = _get_current().get(_SPAN_KEY)
+        if (
+            span is not None
+            and _is_span_type(type(span))
+            and span.is_recording()
+            and getattr(getattr(span, "instrumentation_scope", None), "name", "") == REDIS_SCOPE
         ):
             maximum = int(getattr(pool, "max_connections", 0) or 0)
             # PoolSnapshot.attributes(), written out: this runs for every statement.
@@ -297,26 +342,17 @@ def _released(connection: Any) -> None:
         FAILURES.report("redis pool checkin", failure)
 
 
-def _before(pool: Any) -> int:
-    try:
-        used, idle = counts(pool)
-        return used + idle
-    except Exception:
-        return -1
-
-
-def _done(pending: Any) -> None:
-    try:  # noqa: SIM105 - hot path: no context manager object per call
-        pending.pop()
-    except IndexError:  # unbalanced (cannot happen): never below zero
-        pass
-
-
 def _get_connection(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    state = tracked_state(pool)
-    if state is None:
-        return wrapped(*args, **kwargs)
-    before = _before(pool)
+    state = getattr(pool, STATE_ATTRIBUTE, None)
+    if state is None or state.metrics is None or state.pool_ref() is not pool:
+        state = tracked_state(pool)
+        if state is None:
+            return wrapped(*args, **kwargs)
+    try:
+        used, idle = state.counts(pool)
+        before = used + idle
+    except Exception:
+        before = -1
     pending = state.pending
     if pending is not None:
         pending.append(None)  # a pending request (deque: atomic, no lock)
@@ -328,7 +364,10 @@ def _get_connection(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict
         raise
     finally:
         if pending is not None:
-            _done(pending)
+            try:  # noqa: SIM105 - hot path: no context manager object per call
+                pending.pop()
+            except IndexError:  # unbalanced (cannot happen): never below zero
+                pass
     _checked_out(state, pool, connection, started, before)
     return connection
 
@@ -343,10 +382,16 @@ def _release(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, A
 async def _async_get_connection(
     wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    state = tracked_state(pool)
-    if state is None:
-        return await wrapped(*args, **kwargs)
-    before = _before(pool)
+    state = getattr(pool, STATE_ATTRIBUTE, None)
+    if state is None or state.metrics is None or state.pool_ref() is not pool:
+        state = tracked_state(pool)
+        if state is None:
+            return await wrapped(*args, **kwargs)
+    try:
+        used, idle = state.counts(pool)
+        before = used + idle
+    except Exception:
+        before = -1
     pending = state.pending
     if pending is not None:
         pending.append(None)
@@ -358,7 +403,10 @@ async def _async_get_connection(
         raise
     finally:
         if pending is not None:
-            _done(pending)
+            try:  # noqa: SIM105 - hot path: no context manager object per call
+                pending.pop()
+            except IndexError:  # unbalanced (cannot happen): never below zero
+                pass
     _checked_out(state, pool, connection, started, before)
     return connection
 
