@@ -188,3 +188,52 @@ def test_async_pool_facts_and_checkout_cleanup(spans):
     assert len(gets) == 2
     for span in gets:
         assert all(key in span.attributes for key in POOL_KEYS), span.attributes
+
+
+def test_a_pool_that_takes_no_attributes_keeps_its_state_aside(spans):
+    from otel_db.pools import redis_pool
+
+    class NoAttributePool(redis.ConnectionPool):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == redis_pool.STATE_ATTRIBUTE:
+                raise AttributeError(name)
+            super().__setattr__(name, value)
+
+    pool = NoAttributePool.from_url(REDIS_URL)
+    client = redis.Redis(connection_pool=pool)
+    try:
+        client.ping()
+        client.ping()
+        assert not hasattr(pool, redis_pool.STATE_ATTRIBUTE)
+        state = redis_pool.pool_state(pool)
+        assert state is not None and state is redis_pool._states.get(pool)
+        pings = _commands(spans, "PING")
+        assert len(pings) == 2
+        assert all(s.attributes[attr.DB_CLIENT_CONNECTION_POOL_NAME] == state.name for s in pings)
+    finally:
+        pool.disconnect()
+
+
+def test_a_connection_without_a_dict_is_tracked_in_the_weak_tables(spans):
+    import time
+
+    from otel_db.metrics import pool_events
+    from otel_db.pools import redis_pool
+    from otel_db.pools.checkouts import CHECKOUTS
+
+    class SlotConnection:
+        __slots__ = ("__weakref__",)
+
+    pool = redis.ConnectionPool.from_url(REDIS_URL)
+    try:
+        state = redis_pool.tracked_state(pool)
+        assert state is not None
+        connection = SlotConnection()
+        redis_pool._checked_out(state, pool, connection, time.perf_counter(), -1)
+        assert CHECKOUTS.holds(connection)
+        assert connection in pool_events._in_use
+        redis_pool._released(connection)
+        assert not CHECKOUTS.holds(connection)
+        assert connection not in pool_events._in_use
+    finally:
+        pool.disconnect()

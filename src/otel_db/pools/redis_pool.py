@@ -166,6 +166,10 @@ def pool_state(pool: Any) -> PoolState | None:
     if found is not None and found.pool_ref() is pool:
         return found
     try:
+        if _states:  # pools that take no attributes: their weakly held state
+            found = _states.get(pool)
+            if found is not None:
+                return found
         return _new_state(pool)
     except Exception as failure:
         FAILURES.report("redis pool state", failure)
