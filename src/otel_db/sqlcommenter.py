@@ -14,10 +14,12 @@ Some statements are left alone because a per-execution comment would break them:
 - statements that end inside a ``--`` line comment, where the comment would be lost,
   and statements that already carry a sqlcommenter comment.
 
-For SQLAlchemy, :func:`append_traceparent` is a ``StatementHooks`` rewriter. For the
-contrib DB-API instrumentations (psycopg2, pymysql) the distro passes their own
-``enable_commenter`` option, restricted to the ``traceparent`` key, through
-:func:`instrumentor_options`.
+For SQLAlchemy, :func:`append_traceparent` is a ``StatementHooks`` rewriter. For raw
+psycopg2, otel_db's cursor appends it inside contrib's statement span
+(``instrumentation/psycopg2.py``; ``executemany``, ``callproc`` and ``bytes`` statements
+are left alone). For the other contrib DB-API instrumentations (pymysql, mysqlclient)
+the distro passes their own ``enable_commenter`` option, restricted to the
+``traceparent`` key, through :func:`instrumentor_options`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from otel_db.settings import Settings
 PREPARING_DRIVERS: Final = frozenset({"asyncpg", "psycopg", "psycopg_async"})
 
 #: Contrib instrumentations (entry point names) that have their own sqlcommenter.
-CONTRIB_COMMENTER_INSTRUMENTATIONS: Final = frozenset({"psycopg2", "pymysql", "mysqlclient"})
+#: (psycopg2 is not one of them: otel_db's psycopg2 cursor comments more cheaply.)
+CONTRIB_COMMENTER_INSTRUMENTATIONS: Final = frozenset({"pymysql", "mysqlclient"})
 
 # contrib's commenter_options: keep only the traceparent (no driver versions, which
 # would only make the comment longer and reveal versions in server logs).

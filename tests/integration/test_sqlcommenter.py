@@ -63,16 +63,48 @@ def test_asyncpg_prepared_statements_get_no_comment(spans, commenter):
     assert "traceparent" not in asyncio.run(run())
 
 
-def test_contrib_psycopg2_commenter_is_switched_on_by_the_distro(tmp_path):
+def _exported_spans(stdout: str) -> list[dict]:
+    decoder, index, out = json.JSONDecoder(), 0, []
+    while (start := stdout.find("{", index)) >= 0:
+        try:
+            document, index = decoder.raw_decode(stdout, start)
+        except ValueError:
+            index = start + 1
+            continue
+        if "context" in document and "attributes" in document:
+            out.append(document)
+    return out
+
+
+def _traceparent_of(span: dict) -> str:
+    """The comment naming ``span`` (its flags are the SDK's: sampled, and random ids)."""
+    context = span["context"]
+    return f"traceparent='00-{context['trace_id'][2:]}-{context['span_id'][2:]}-03'"
+
+
+def test_raw_psycopg2_statements_carry_their_own_spans_traceparent(tmp_path):
     script = tmp_path / "commented.py"
     script.write_text(
         textwrap.dedent(
             f"""
             import psycopg2
+            from psycopg2 import sql
             conn = psycopg2.connect({POSTGRES_URL!r})
+            conn.autocommit = True
             cur = conn.cursor()
             cur.execute({OWN_QUERY!r})
-            print("SERVER-SAW", cur.fetchone()[0])
+            print("SERVER-SAW-TEXT", cur.fetchone()[0])
+            cur.execute(sql.SQL({OWN_QUERY!r} + " AND {{}} = {{}}").format(
+                sql.Identifier("pid"), sql.Identifier("pid")))
+            print("SERVER-SAW-COMPOSED", cur.fetchone()[0])
+            cur.execute({OWN_QUERY.encode()!r})
+            print("SERVER-SAW-BYTES", cur.fetchone()[0])
+            cur.execute("CREATE TEMP TABLE commented_rows (seen text)")
+            cur.executemany(
+                "INSERT INTO commented_rows SELECT query FROM pg_stat_activity"
+                " WHERE pid = pg_backend_pid() AND %s = %s", [(1, 1), (2, 2)])
+            cur.execute("SELECT seen FROM commented_rows")
+            print("SERVER-SAW-MANY", [row[0] for row in cur.fetchall()])
             conn.close()
             """
         )
@@ -82,11 +114,55 @@ def test_contrib_psycopg2_commenter_is_switched_on_by_the_distro(tmp_path):
         env={"OTEL_PYTHON_DB_SQLCOMMENTER": "true", "OTEL_TRACES_EXPORTER": "console"},
     )
     assert result.returncode == 0, result.stderr
+    seen = dict(
+        line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")
+    )
+    spans = _exported_spans(result.stdout)
+    by_text = {}
+    for span in spans:
+        text = span["attributes"].get("db.query.text", "")
+        assert "traceparent" not in text  # the exported text never carries the comment
+        by_text.setdefault(text, []).append(span)
+    # Each statement names its own span, and only its own (one comment, no driver facts).
+    plain, from_bytes = by_text[OWN_QUERY]  # in the order they ran
+    assert seen["SERVER-SAW-TEXT"] == f"{OWN_QUERY} /*{_traceparent_of(plain)}*/"
+    (composed,) = [s for t, group in by_text.items() for s in group if '"pid"' in t]
+    assert seen["SERVER-SAW-COMPOSED"].endswith(f"/*{_traceparent_of(composed)}*/")
+    assert seen["SERVER-SAW-COMPOSED"].count("traceparent") == 1
+    # Left alone: bytes statements and executemany batches.
+    assert seen["SERVER-SAW-BYTES"] == OWN_QUERY
+    assert from_bytes["context"]["span_id"] != plain["context"]["span_id"]
+    assert (
+        "traceparent" not in seen["SERVER-SAW-MANY"]
+        and "pg_stat_activity" in seen["SERVER-SAW-MANY"]
+    )
+
+
+def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
+    script = tmp_path / "sqlalchemy_commented.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            engine = sa.create_engine({PG_SQLALCHEMY!r})
+            with engine.connect() as conn:
+                print("SERVER-SAW", conn.execute(sa.text({OWN_QUERY!r})).scalar())
+            engine.dispose()
+            """
+        )
+    )
+    result = run_script(
+        str(script),
+        env={"OTEL_PYTHON_DB_SQLCOMMENTER": "true", "OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert result.returncode == 0, result.stderr
     (seen,) = [line for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")]
-    assert "traceparent='00-" in seen
-    assert "psycopg2=" not in seen and "libpq_version" not in seen  # only the traceparent
-    exported = result.stdout[result.stdout.index("{") :]
-    assert '"db.query.text"' in exported and "traceparent" not in exported
+    (span,) = [
+        s
+        for s in _exported_spans(result.stdout)
+        if s["attributes"].get("db.query.text") == OWN_QUERY
+    ]
+    assert seen == f"SERVER-SAW {OWN_QUERY} /*{_traceparent_of(span)}*/"
 
 
 def test_off_by_default(tmp_path):

@@ -5,6 +5,13 @@ connection came from (``psycopg2.pool`` checkouts are timed), the transaction th
 opens when autocommit is off (a span from the first statement to ``commit()`` /
 ``rollback()`` / ``with conn:``), which connection the statement span starts on, and,
 with ``OTEL_PYTHON_DB_CAPTURE_PARAMETERS``, the statement's parameters.
+
+With ``OTEL_PYTHON_DB_SQLCOMMENTER`` the traceparent comment is appended by a cursor
+class under contrib's (:func:`_traceparent_cursor`), inside contrib's statement span,
+instead of by contrib's own commenter, which rebuilds its driver facts and URL-quotes
+them on every statement even when only the traceparent is kept. contrib's duration and
+returned-rows histograms are recorded through
+:mod:`otel_db.metrics.interned_histogram`.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.psycopg2 import (
     DatabaseApiIntegration,
@@ -27,7 +35,9 @@ from otel_db.instrumentation.parameter_capture import (
     first_row,
     statement_parameters,
 )
+from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.settings import current_settings
+from otel_db.sqlcommenter import can_comment, traceparent_comment, with_comment
 from otel_db.transactions import dbapi_transactions as tx
 
 
@@ -68,20 +78,60 @@ def _connection_class(base: type) -> type:
     return TracedConnection
 
 
-def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool, capture: bool) -> type:
+def _commented(query: Any, cursor: Any) -> Any:
+    """``query`` with the current (statement) span's traceparent, when it can take one."""
+    try:
+        if type(query) is not str:
+            as_string = getattr(query, "as_string", None)  # psycopg2.sql.Composable
+            if as_string is None:
+                return query  # bytes and anything else go to the driver untouched
+            query = as_string(cursor.connection)
+            if type(query) is not str:
+                return query
+        comment = traceparent_comment(trace.get_current_span())
+        if comment is None or not can_comment(query):
+            return query
+        return with_comment(query, comment)
+    except Exception:  # the statement must run as the application wrote it
+        return query
+
+
+@functools.lru_cache(maxsize=64)
+def _traceparent_cursor(base: type) -> type:
+    """``base`` whose ``execute`` appends the current span's traceparent comment.
+
+    It sits under contrib's traced cursor, so the current span is contrib's statement
+    span. ``executemany`` and ``callproc`` are left alone (see :mod:`otel_db.sqlcommenter`).
+    """
+
+    class TraceparentCursor(base):  # type: ignore[misc, valid-type]
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            return super().execute(_commented(query, self), *args, **kwargs)
+
+    name = f"OtelDbTraceparent{base.__name__}"
+    TraceparentCursor.__name__ = TraceparentCursor.__qualname__ = name
+    return TraceparentCursor
+
+
+def _site_cursor_factory(
+    traced: type, driver: type, system: dict[str, Any], track: bool, capture: bool
+) -> type:
+    """contrib's ``traced`` cursor with otel_db's hooks; ``driver`` is the class whose
+    parents run a statement untraced (contrib's tracer and otel_db's commenter skipped)."""
+
     class SiteCursor(traced):  # type: ignore[misc, valid-type]
         # While instrumentation is suppressed (SQLAlchemy's span is the statement's),
         # a statement goes straight to the driver's cursor: contrib's tracer and the
         # transaction hooks would do nothing else then.
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
-                return super(traced, self).execute(*args, **kwargs)
+                return super(driver, self).execute(*args, **kwargs)
             parameters = statement_parameters(args, kwargs, "vars") if capture else None
             return self._otel_db_run(super().execute, args, kwargs, parameters)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
-                return super(traced, self).executemany(*args, **kwargs)
+                return super(driver, self).executemany(*args, **kwargs)
             parameters = (
                 first_row(statement_parameters(args, kwargs, "vars_list")) if capture else None
             )
@@ -89,7 +139,7 @@ def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool, capt
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
-                return super(traced, self).callproc(*args, **kwargs)
+                return super(driver, self).callproc(*args, **kwargs)
             parameters = statement_parameters(args, kwargs, "parameters") if capture else None
             return self._otel_db_run(super().callproc, args, kwargs, parameters)
 
@@ -112,13 +162,20 @@ def _site_cursor_factory(traced: type, system: dict[str, Any], track: bool, capt
 
 
 class _Integration(DatabaseApiIntegration):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        intern_contrib_histograms(self)
+
     def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
         settings = current_settings()
-        base_cursor = kwargs.pop("cursor_factory", None)
-        traced = _new_cursor_factory(
-            db_api=self, **({"base_factory": base_cursor} if base_cursor else {})
-        )
         from psycopg2.extensions import connection as pg_connection
+        from psycopg2.extensions import cursor as pg_cursor
+
+        base_cursor = kwargs.pop("cursor_factory", None) or pg_cursor
+        # contrib's own commenter (an application that asked for it) wins over ours.
+        comment = settings.sqlcommenter and not self.enable_commenter
+        driver = _traceparent_cursor(base_cursor) if comment else base_cursor
+        traced = _new_cursor_factory(db_api=self, base_factory=driver)
 
         kwargs["connection_factory"] = _connection_class(
             kwargs.get("connection_factory") or pg_connection
@@ -130,7 +187,11 @@ class _Integration(DatabaseApiIntegration):
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
         connection.cursor_factory = _site_cursor_factory(
-            traced, system, settings.transaction_spans, settings.capture_parameters
+            traced,
+            traced if driver is base_cursor else driver,
+            system,
+            settings.transaction_spans,
+            settings.capture_parameters,
         )
         return connection
 

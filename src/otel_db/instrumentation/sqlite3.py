@@ -36,6 +36,7 @@ from opentelemetry.instrumentation.sqlite3.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
 from otel_db.settings import current_settings
 from otel_db.transactions import dbapi_transactions as tx
@@ -225,6 +226,10 @@ def _database_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 class _SQLite3Integration(DatabaseApiIntegration):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        intern_contrib_histograms(self)
+
     def wrapped_connection(
         self, connect_method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[Any, Any]
     ) -> _SQLite3ConnectionProxy:
