@@ -43,9 +43,28 @@ def is_secret_name(name: str) -> bool:
     return any(part in lowered for part in SECRET_NAME_PARTS)
 
 
+#: ``db.query.parameter.<index>`` for positional parameters, made once.
+_POSITIONAL_KEYS: Final = tuple(f"{DB_QUERY_PARAMETER_PREFIX}{i}" for i in range(MAX_PARAMETERS))
+
+#: Named parameters: the attribute key and whether the name looks secret. Names repeat
+#: from statement to statement, so the key and the verdict are remembered (bounded).
+_MAX_REMEMBERED_NAMES: Final = 4_096
+_named_keys: dict[str, tuple[str, bool]] = {}
+
+
+def _named_key(name: str) -> tuple[str, bool]:
+    found = _named_keys.get(name)
+    if found is None:
+        found = (DB_QUERY_PARAMETER_PREFIX + name, is_secret_name(name))
+        if len(_named_keys) >= _MAX_REMEMBERED_NAMES:
+            _named_keys.clear()
+        _named_keys[name] = found
+    return found
+
+
 def _value_text(value: Any) -> str:
     try:
-        text = value if isinstance(value, str) else str(value)
+        text = value if type(value) is str else str(value)
     except Exception:
         return "?"
     return text[:MAX_VALUE_CHARS]
@@ -60,21 +79,26 @@ def capture_parameters(params: Any) -> dict[str, str]:
     scalar, an unreadable object) gives ``{}``. Never raises.
     """
     try:
+        kind = type(params)
+        # Exact types first: the ABC checks below cost more than the capture itself.
+        if kind is tuple or kind is list:
+            return {
+                key: _value_text(value)
+                for key, value in zip(_POSITIONAL_KEYS, params[:MAX_PARAMETERS], strict=False)
+            }
         if params is None or isinstance(params, (str, bytes, bytearray)):
             return {}
         captured: dict[str, str] = {}
-        if isinstance(params, Mapping):
+        if kind is dict or isinstance(params, Mapping):
             for count, (key, value) in enumerate(params.items()):
                 if count >= MAX_PARAMETERS:
                     break
-                name = _value_text(key)
-                captured[DB_QUERY_PARAMETER_PREFIX + name] = (
-                    REDACTED if is_secret_name(name) else _value_text(value)
-                )
+                attribute, secret = _named_key(_value_text(key))
+                captured[attribute] = REDACTED if secret else _value_text(value)
             return captured
         if isinstance(params, (list, tuple)):
-            for index, value in enumerate(params[:MAX_PARAMETERS]):
-                captured[f"{DB_QUERY_PARAMETER_PREFIX}{index}"] = _value_text(value)
+            for key, value in zip(_POSITIONAL_KEYS, params[:MAX_PARAMETERS], strict=False):
+                captured[key] = _value_text(value)
             return captured
         return {}
     except Exception:
