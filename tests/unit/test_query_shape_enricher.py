@@ -84,6 +84,24 @@ def test_sanitizing_off_keeps_the_text_but_still_adds_summary_and_fingerprint():
     assert out.attributes[attr.DB_QUERY_SUMMARY] == "SELECT users"
 
 
+def test_a_bytes_statement_is_sanitized_and_exported_as_text():
+    # contrib's psycopg2 records cursor.execute(b"...") as a bytes attribute.
+    raw = "SELECT * FROM users WHERE email = 'alice@example.com' AND note = '\u00e9t\u00e9'"
+    span = _span(attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.DB_QUERY_TEXT: raw.encode()})
+    out = _run(QueryShapeEnricher(), span)
+    assert out.attributes[attr.DB_QUERY_TEXT] == "SELECT * FROM users WHERE email = ? AND note = ?"
+    assert out.attributes[attr.DB_QUERY_SUMMARY] == "SELECT users"
+    kept = _run(QueryShapeEnricher(sanitize=False), span)
+    assert kept.attributes[attr.DB_QUERY_TEXT] == raw  # decoded, not dropped
+    undecodable = _span(
+        attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.DB_QUERY_TEXT: b"SELECT \xff"}
+    )
+    assert (
+        _run(QueryShapeEnricher(sanitize=False), undecodable).attributes[attr.DB_QUERY_TEXT]
+        == "SELECT \ufffd"
+    )
+
+
 def test_legacy_statement_attribute_is_sanitized_too():
     out = _run(
         QueryShapeEnricher(),

@@ -75,6 +75,16 @@ _LEGACY_NAMESPACE: Final = attr.LEGACY_DB_NAME
 _Result = tuple[dict[str, AttributeValue], "str | None"]
 
 
+def _as_text(value: object) -> str | None:
+    """A statement as text. contrib's psycopg2 records a ``bytes`` statement as it is;
+    left so, it would skip sanitizing and break JSON exporters."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return None
+
+
 class QueryShapeEnricher(SpanEnricher):
     """Writes ``db.query.summary``, ``db.collection.name``, ``otel_db.query.fingerprint``,
     the conventions' span name and, when sanitizing, the literal-free ``db.query.text``.
@@ -137,15 +147,19 @@ class QueryShapeEnricher(SpanEnricher):
             text_key = attr.LEGACY_DB_STATEMENT
         if text_key is None:
             return None  # a transaction or connection span: nothing to analyse
-        text = attributes[text_key]
-        if not isinstance(text, str):
+        text = _as_text(attributes[text_key])
+        if text is None:
             return None
         shape = redis_shape(text) if system == _REDIS else analyze_statement(text)
         updates: dict[str, AttributeValue] = {attr.QUERY_FINGERPRINT: shape.fingerprint}
-        if self.sanitize:
-            for key in (attr.DB_QUERY_TEXT, attr.LEGACY_DB_STATEMENT):
-                if key in attributes and attributes[key] != shape.sanitized_text:
+        for key in (attr.DB_QUERY_TEXT, attr.LEGACY_DB_STATEMENT):
+            if key not in attributes:
+                continue
+            if self.sanitize:
+                if attributes[key] != shape.sanitized_text:
                     updates[key] = shape.sanitized_text
+            elif isinstance(attributes[key], (bytes, bytearray)):
+                updates[key] = _as_text(attributes[key])  # exporters expect text
         if shape.summary:
             updates[attr.DB_QUERY_SUMMARY] = shape.summary
         if shape.collection and attr.DB_COLLECTION_NAME not in attributes:
