@@ -151,9 +151,11 @@ def _orm() -> tuple[Any, Any, Any]:
 
     with untraced():
         _prepare_postgres()
-        engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://"))
-        with engine.connect() as connection:  # dialect start-up queries, untraced
-            connection.execute(sa.text("SELECT 1"))
+    # Created as an application creates it: under suppression, contrib's create_engine
+    # wrapper would not attach its SQLAlchemy tracer and contrib would trace less.
+    engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://"))
+    with untraced(), engine.connect() as connection:  # dialect start-up queries, untraced
+        connection.execute(sa.text("SELECT 1"))
     return engine, Item, orm
 
 
@@ -191,9 +193,9 @@ def transaction_postgres(ops: int, warmup: int) -> Callable[[int], None]:
 
     with untraced():
         _prepare_postgres()
-        engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://"))
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+    engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://"))
+    with untraced(), engine.connect() as connection:  # as in _orm: engine created traced
+        connection.execute(sa.text("SELECT 1"))
     update = sa.text("UPDATE bench_tx SET n = n + 1 WHERE id = :id")
 
     def op(i: int) -> None:
