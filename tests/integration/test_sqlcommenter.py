@@ -153,7 +153,11 @@ def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
     )
     result = run_script(
         str(script),
-        env={"OTEL_PYTHON_DB_SQLCOMMENTER": "true", "OTEL_TRACES_EXPORTER": "console"},
+        env={
+            "OTEL_PYTHON_DB_SQLCOMMENTER": "true",
+            "OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "true",  # psycopg2's layer must stay out
+            "OTEL_TRACES_EXPORTER": "console",
+        },
     )
     assert result.returncode == 0, result.stderr
     (seen,) = [line for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")]
@@ -163,6 +167,33 @@ def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
         if s["attributes"].get("db.query.text") == OWN_QUERY
     ]
     assert seen == f"SERVER-SAW {OWN_QUERY} /*{_traceparent_of(span)}*/"
+
+
+def test_sampled_out_statements_run_as_written(tmp_path):
+    script = tmp_path / "sampled_out.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import psycopg2
+            conn = psycopg2.connect({POSTGRES_URL!r})
+            cur = conn.cursor()
+            cur.execute({OWN_QUERY!r} + " AND %s = %s", (1, 1))
+            print("SERVER-SAW", cur.fetchone()[0])
+            conn.close()
+            """
+        )
+    )
+    result = run_script(
+        str(script),
+        env={
+            "OTEL_PYTHON_DB_SQLCOMMENTER": "true",
+            "OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "true",
+            "OTEL_TRACES_SAMPLER": "always_off",
+            "OTEL_TRACES_EXPORTER": "console",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"SERVER-SAW {OWN_QUERY} AND 1 = 1" in result.stdout.splitlines()
 
 
 def test_off_by_default(tmp_path):

@@ -7,11 +7,11 @@ cut to 256 characters, at most 32 parameters, secret-looking names always redact
 - SQLAlchemy: :func:`capture_statement_parameters` is a ``StatementHooks.on_start``
   hook and sees the real parameter objects. For ``executemany`` only the first row is
   recorded (``db.operation.batch.size`` tells how many there were).
-- psycopg2 (contrib's spans): otel_db's cursor wrapper puts the real parameter objects
-  in :data:`PENDING_PARAMETERS` around contrib's traced call, and
-  :class:`DriverParameterCapture` records them on the statement span as it starts.
-  (contrib's own ``capture_parameters`` option is not used: it writes ``str(params)``,
-  which would have to be parsed back per statement, and loses dates and decimals.)
+- psycopg2 (contrib's spans): otel_db's cursor class under contrib's traced cursor
+  (``instrumentation/psycopg2.py``) records the real parameter objects on contrib's
+  statement span, which is the current span there. (contrib's own
+  ``capture_parameters`` option is not used: it writes ``str(params)``, which would
+  have to be parsed back per statement, and loses dates and decimals.)
   For ``executemany`` only the first row is recorded, and only when the rows are a
   list or tuple: an iterator is never consumed. Positional parameters have no names,
   so only named (``%(name)s``) ones can be redacted by name.
@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any, Final
 
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span
 
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pipeline.draft import SpanDraft
@@ -40,11 +38,6 @@ from otel_db.sql.parameters import capture_parameters
 #: The attribute contrib's DB-API instrumentation writes when asked to capture.
 CONTRIB_PARAMETERS_ATTRIBUTE: Final = "db.statement.parameters"
 _MAX_LITERAL_CHARS: Final = 16 * 1024
-
-#: The bound parameters of the DB-API statement whose span is about to start, set by
-#: otel_db's cursor wrappers around contrib's traced call; None when not capturing.
-PENDING_PARAMETERS: ContextVar[Any] = ContextVar("otel_db_pending_parameters", default=None)
-
 
 def capture_statement_parameters(
     span: Span, connection: Any, context: Any, statement: str, parameters: Any
@@ -70,21 +63,6 @@ def statement_parameters(args: Sequence[Any], kwargs: Mapping[str, Any], name: s
     if len(args) > 1:
         return args[1]
     return kwargs.get(name)
-
-
-class DriverParameterCapture(SpanEnricher):
-    """Records :data:`PENDING_PARAMETERS` on the client span starting inside the call."""
-
-    name = "driver-parameter-capture"
-
-    def on_start(self, span: Span, parent_context: Context | None) -> None:
-        parameters = PENDING_PARAMETERS.get()
-        if parameters is None or getattr(span, "kind", None) is not SpanKind.CLIENT:
-            return
-        PENDING_PARAMETERS.set(None)  # one statement span per call; the wrapper resets it
-        captured = capture_parameters(parameters)
-        if captured:
-            DEFERRED.add(span, captured)
 
 
 def parse_contrib_parameters(text: str) -> Any:

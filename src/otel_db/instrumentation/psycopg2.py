@@ -6,11 +6,12 @@ opens when autocommit is off (a span from the first statement to ``commit()`` /
 ``rollback()`` / ``with conn:``), which connection the statement span starts on, and,
 with ``OTEL_PYTHON_DB_CAPTURE_PARAMETERS``, the statement's parameters.
 
-With ``OTEL_PYTHON_DB_SQLCOMMENTER`` the traceparent comment is appended by a cursor
-class under contrib's (:func:`_traceparent_cursor`), inside contrib's statement span,
-instead of by contrib's own commenter, which rebuilds its driver facts and URL-quotes
-them on every statement even when only the traceparent is kept. contrib's duration and
-returned-rows histograms are recorded through
+The parameters and, with ``OTEL_PYTHON_DB_SQLCOMMENTER``, the traceparent comment are
+added by a cursor class under contrib's (:func:`_statement_cursor`), inside contrib's
+statement span: the span is the current one there, so no hand-off through the span
+processors is needed, and contrib's own commenter (which rebuilds its driver facts and
+URL-quotes them on every statement even when only the traceparent is kept) is not used.
+contrib's duration and returned-rows histograms are recorded through
 :mod:`otel_db.metrics.interned_histogram`.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.psycopg2 import (
     DatabaseApiIntegration,
@@ -28,15 +28,15 @@ from opentelemetry.instrumentation.psycopg2 import (
 )
 from opentelemetry.instrumentation.psycopg2.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import get_current_span
 
 from otel_db import attributes as attr
-from otel_db.instrumentation.parameter_capture import (
-    PENDING_PARAMETERS,
-    first_row,
-    statement_parameters,
-)
+from otel_db.instrumentation.parameter_capture import first_row, statement_parameters
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
+from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.settings import current_settings
+from otel_db.sql.parameters import capture_parameters
 from otel_db.sqlcommenter import can_comment, traceparent_comment, with_comment
 from otel_db.transactions import dbapi_transactions as tx
 
@@ -78,8 +78,8 @@ def _connection_class(base: type) -> type:
     return TracedConnection
 
 
-def _commented(query: Any, cursor: Any) -> Any:
-    """``query`` with the current (statement) span's traceparent, when it can take one."""
+def _commented(query: Any, cursor: Any, span: Any) -> Any:
+    """``query`` with ``span``'s traceparent, when it can take one."""
     try:
         if type(query) is not str:
             as_string = getattr(query, "as_string", None)  # psycopg2.sql.Composable
@@ -88,7 +88,7 @@ def _commented(query: Any, cursor: Any) -> Any:
             query = as_string(cursor.connection)
             if type(query) is not str:
                 return query
-        comment = traceparent_comment(trace.get_current_span())
+        comment = traceparent_comment(span)
         if comment is None or not can_comment(query):
             return query
         return with_comment(query, comment)
@@ -96,28 +96,64 @@ def _commented(query: Any, cursor: Any) -> Any:
         return query
 
 
+def _record_parameters(span: Any, parameters: Any) -> None:
+    try:
+        captured = capture_parameters(parameters)
+        if captured:
+            DEFERRED.add(span, captured)
+    except Exception as error:  # never into the application's statement
+        FAILURES.report("psycopg2 parameter capture", error)
+
+
 @functools.lru_cache(maxsize=64)
-def _traceparent_cursor(base: type) -> type:
-    """``base`` whose ``execute`` appends the current span's traceparent comment.
+def _statement_cursor(base: type, comment: bool, capture: bool) -> type:
+    """``base`` with what otel_db adds inside contrib's statement span.
 
     It sits under contrib's traced cursor, so the current span is contrib's statement
-    span. ``executemany`` and ``callproc`` are left alone (see :mod:`otel_db.sqlcommenter`).
+    span (a non-recording one when the trace is sampled out: then nothing is added).
+    ``comment``: ``execute`` appends the span's traceparent (``executemany`` and
+    ``callproc`` are left alone, see :mod:`otel_db.sqlcommenter`). ``capture``: the call's
+    real parameter objects become ``db.query.parameter.*`` (``executemany``: the first
+    row of a list or tuple; an iterator is never consumed).
     """
 
-    class TraceparentCursor(base):  # type: ignore[misc, valid-type]
-        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-            return super().execute(_commented(query, self), *args, **kwargs)
+    class StatementCursor(base):  # type: ignore[misc, valid-type]
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            span = get_current_span()
+            if span.is_recording():
+                if capture:
+                    _record_parameters(span, statement_parameters(args, kwargs, "vars"))
+                if comment:
+                    if args:
+                        args = (_commented(args[0], self, span), *args[1:])
+                    elif "query" in kwargs:
+                        kwargs["query"] = _commented(kwargs["query"], self, span)
+            return super().execute(*args, **kwargs)
 
-    name = f"OtelDbTraceparent{base.__name__}"
-    TraceparentCursor.__name__ = TraceparentCursor.__qualname__ = name
-    return TraceparentCursor
+        if capture:
+
+            def executemany(self, *args: Any, **kwargs: Any) -> Any:
+                span = get_current_span()
+                if span.is_recording():
+                    rows = statement_parameters(args, kwargs, "vars_list")
+                    _record_parameters(span, first_row(rows))
+                return super().executemany(*args, **kwargs)
+
+            def callproc(self, *args: Any, **kwargs: Any) -> Any:
+                span = get_current_span()
+                if span.is_recording():
+                    _record_parameters(span, statement_parameters(args, kwargs, "parameters"))
+                return super().callproc(*args, **kwargs)
+
+    name = f"OtelDbStatement{base.__name__}"
+    StatementCursor.__name__ = StatementCursor.__qualname__ = name
+    return StatementCursor
 
 
-def _site_cursor_factory(
-    traced: type, driver: type, system: dict[str, Any], track: bool, capture: bool
-) -> type:
-    """contrib's ``traced`` cursor with otel_db's hooks; ``driver`` is the class whose
-    parents run a statement untraced (contrib's tracer and otel_db's commenter skipped)."""
+def _site_cursor_factory(traced: type, driver: type, system: dict[str, Any], track: bool) -> type:
+    """contrib's ``traced`` cursor with otel_db's transaction hooks; ``driver`` is the
+    class whose parents run a statement untraced (contrib's tracer and otel_db's
+    statement cursor skipped)."""
 
     class SiteCursor(traced):  # type: ignore[misc, valid-type]
         # While instrumentation is suppressed (SQLAlchemy's span is the statement's),
@@ -126,27 +162,21 @@ def _site_cursor_factory(
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(driver, self).execute(*args, **kwargs)
-            parameters = statement_parameters(args, kwargs, "vars") if capture else None
-            return self._otel_db_run(super().execute, args, kwargs, parameters)
+            return self._otel_db_run(super().execute, args, kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(driver, self).executemany(*args, **kwargs)
-            parameters = (
-                first_row(statement_parameters(args, kwargs, "vars_list")) if capture else None
-            )
-            return self._otel_db_run(super().executemany, args, kwargs, parameters)
+            return self._otel_db_run(super().executemany, args, kwargs)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
             if not is_instrumentation_enabled():
                 return super(driver, self).callproc(*args, **kwargs)
-            parameters = statement_parameters(args, kwargs, "parameters") if capture else None
-            return self._otel_db_run(super().callproc, args, kwargs, parameters)
+            return self._otel_db_run(super().callproc, args, kwargs)
 
-        def _otel_db_run(self, method: Any, args: Any, kwargs: Any, parameters: Any) -> Any:
+        def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:
             connection = self.connection
             token = tx.enter_statement(connection, system, _opens_transaction, track)
-            pending = PENDING_PARAMETERS.set(parameters) if parameters is not None else None
             lost = False
             try:
                 return method(*args, **kwargs)
@@ -154,8 +184,6 @@ def _site_cursor_factory(
                 lost = bool(getattr(connection, "closed", 0))
                 raise
             finally:
-                if pending is not None:
-                    PENDING_PARAMETERS.reset(pending)
                 tx.exit_statement(token, connection, lost)
 
     return SiteCursor
@@ -174,8 +202,9 @@ class _Integration(DatabaseApiIntegration):
         base_cursor = kwargs.pop("cursor_factory", None) or pg_cursor
         # contrib's own commenter (an application that asked for it) wins over ours.
         comment = settings.sqlcommenter and not self.enable_commenter
-        driver = _traceparent_cursor(base_cursor) if comment else base_cursor
-        traced = _new_cursor_factory(db_api=self, base_factory=driver)
+        capture = settings.capture_parameters
+        driver = _statement_cursor(base_cursor, comment, capture) if comment or capture else None
+        traced = _new_cursor_factory(db_api=self, base_factory=driver or base_cursor)
 
         kwargs["connection_factory"] = _connection_class(
             kwargs.get("connection_factory") or pg_connection
@@ -187,11 +216,7 @@ class _Integration(DatabaseApiIntegration):
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
         connection.cursor_factory = _site_cursor_factory(
-            traced,
-            traced if driver is base_cursor else driver,
-            system,
-            settings.transaction_spans,
-            settings.capture_parameters,
+            traced, driver or traced, system, settings.transaction_spans
         )
         return connection
 

@@ -15,10 +15,7 @@ from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
 from otel_db.export import ResilientBatchProcessor, install_exit_handling, otlp_encoding
 from otel_db.export.resilient import DEFAULT_CAPACITY
-from otel_db.instrumentation.parameter_capture import (
-    ContribParameterEnricher,
-    DriverParameterCapture,
-)
+from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
 from otel_db.pipeline.enricher import SpanEnricher
 from otel_db.pipeline.stage import EnrichmentStage
 from otel_db.settings import Settings
@@ -41,7 +38,6 @@ def build_enrichers(settings: Settings) -> list[SpanEnricher]:
     return [
         QueryShapeEnricher(settings.sanitize_queries),  # first: later steps see sanitized text
         ContribParameterEnricher(settings.capture_parameters),  # contrib's parameter string
-        *([DriverParameterCapture()] if settings.capture_parameters else []),  # psycopg2's
         DatabaseErrorEnricher(),  # classifies from the raw message, before it is scrubbed
         *([ErrorMessageScrubber()] if settings.sanitize_queries else []),
         NPlusOneDetector(settings.n_plus_one_threshold),
