@@ -68,23 +68,50 @@ def can_comment(statement: str) -> bool:
     return "--" not in last_line
 
 
-def with_comment(statement: str, comment: str) -> str:
-    """``statement`` with ``comment`` appended (before a trailing semicolon)."""
-    body = statement.rstrip()
-    if body.endswith(";"):
-        return f"{body[:-1].rstrip()} {comment};"
-    return f"{body} {comment}"
+#: Per statement text: (text before the comment, text after it), or None when the
+#: statement cannot take one. Applications repeat their statements, so the checks and
+#: the split are made once per text (bounded; long texts are not kept).
+MAX_REMEMBERED_STATEMENTS: Final = 1_024
+MAX_REMEMBERED_CHARS: Final = 4_096
+_placements: dict[str, tuple[str, str] | None] = {}
+
+
+def _placement(statement: str) -> tuple[str, str] | None:
+    found = _placements.get(statement, _placements)
+    if found is not _placements:
+        return found  # type: ignore[return-value]
+    if not can_comment(statement):
+        placement = None
+    else:
+        body = statement.rstrip()
+        semicolon = body.endswith(";")  # the comment goes before it
+        placement = (f"{body[:-1].rstrip() if semicolon else body} ", ";" if semicolon else "")
+    if len(statement) <= MAX_REMEMBERED_CHARS:
+        if len(_placements) >= MAX_REMEMBERED_STATEMENTS:
+            _placements.clear()  # a workload past this many texts is not repeating
+        _placements[statement] = placement
+    return placement
+
+
+def commented(statement: str, span: Span) -> str:
+    """``statement`` with ``span``'s traceparent comment, when it can take one."""
+    placement = _placement(statement)
+    if placement is None:
+        return statement
+    comment = traceparent_comment(span)
+    if comment is None:
+        return statement
+    return f"{placement[0]}{comment}{placement[1]}"
 
 
 def append_traceparent(span: Span, connection: Any, statement: str, parameters: Any) -> str:
     """SQLAlchemy rewriter: the statement to execute, with the span's traceparent."""
     driver = getattr(getattr(connection, "dialect", None), "driver", None)
-    if driver in PREPARING_DRIVERS or not can_comment(statement):
+    if driver in PREPARING_DRIVERS:
         return statement
     if isinstance(parameters, list) and len(parameters) > 1:  # executemany
         return statement
-    comment = traceparent_comment(span)
-    return statement if comment is None else with_comment(statement, comment)
+    return commented(statement, span)
 
 
 def instrumentor_options(entry_point_name: str, settings: Settings) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.settings import current_settings
 from otel_db.sql.parameters import capture_parameters
-from otel_db.sqlcommenter import can_comment, traceparent_comment, with_comment
+from otel_db.sqlcommenter import commented
 from otel_db.transactions import dbapi_transactions as tx
 
 
@@ -88,10 +88,7 @@ def _commented(query: Any, cursor: Any, span: Any) -> Any:
             query = as_string(cursor.connection)
             if type(query) is not str:
                 return query
-        comment = traceparent_comment(span)
-        if comment is None or not can_comment(query):
-            return query
-        return with_comment(query, comment)
+        return commented(query, span)
     except Exception:  # the statement must run as the application wrote it
         return query
 
