@@ -8,6 +8,7 @@ statement start (``checkedout()``, ``checkedin()``, ``size()``, ``_max_overflow`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from otel_db import attributes as attr
 from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
@@ -29,7 +31,8 @@ CHECKED_OUT_AT_KEY = "_otel_db_checked_out_at"
 NAME_KEY = "_otel_db_pool_name"
 
 # Per pool: its name, size and maximum (see _static_facts); gone with the pool.
-_STATIC: weakref.WeakKeyDictionary[Any, tuple[str, int, int | None]] = weakref.WeakKeyDictionary()
+_STATIC: weakref.WeakKeyDictionary[Any, _PoolFacts] = weakref.WeakKeyDictionary()
+_FACTS_ATTRIBUTE = "_otel_db_pool_facts"
 
 _installed = False
 _install_lock = threading.Lock()
@@ -121,17 +124,54 @@ def install() -> None:
         _installed = True
 
 
-def _static_facts(engine: Any, pool: Any) -> tuple[str, int, int | None]:
-    """(name, size, max) of a ``QueuePool``: fixed for its life, so read once per pool."""
+class _PoolFacts:
+    """A ``QueuePool``'s fixed facts (name, size, max), read once for its whole life."""
+
+    __slots__ = ("__weakref__", "maximum", "name", "size", "template")
+
+    def __init__(self, name: str, size: int, maximum: int | None) -> None:
+        self.name = name
+        self.size = size
+        self.maximum = maximum
+        #: The attributes every statement on this pool carries (copied, never mutated).
+        self.template: dict[str, Any] = {
+            attr.DB_CLIENT_CONNECTION_POOL_NAME: name,
+            attr.POOL_SIZE: size,
+        }
+        if maximum is not None and maximum > 0:
+            self.template[attr.POOL_MAX] = maximum
+
+
+def _static_facts(engine: Any, pool: Any) -> _PoolFacts:
     found = _STATIC.get(pool)
     if found is None:
         facts = facts_for(engine, None)
         name = POOL_NAMES.name(pool, server_name(facts.host, facts.port, facts.namespace))
         size = pool.size()
         max_overflow = pool._max_overflow
-        found = (name, size, size + max_overflow if max_overflow >= 0 else None)
+        found = _PoolFacts(name, size, size + max_overflow if max_overflow >= 0 else None)
         _STATIC[pool] = found
     return found
+
+
+def _pool_facts(engine: Any, pool: Any) -> _PoolFacts:
+    """:func:`_static_facts`, found through the pool's ``__dict__`` after the first time
+    (a ``WeakKeyDictionary`` lookup makes a weak reference per call)."""
+    found = getattr(pool, _FACTS_ATTRIBUTE, None)
+    if type(found) is _PoolFacts:
+        return found
+    found = _static_facts(engine, pool)
+    with contextlib.suppress(Exception):  # a pool class with __slots__: the dict only
+        setattr(pool, _FACTS_ATTRIBUTE, found)
+    return found
+
+
+def _first_statement_of_checkout(info: Any, name: str, pool: Any) -> None:
+    unrecorded = info.pop(UNRECORDED_KEY, None)
+    if unrecorded is not None:  # the pool has a name now: record the checkout
+        info[NAME_KEY] = name
+        pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
+        pool_events.observe(pool, _read_for_metrics)
 
 
 def snapshot(sa_connection: Any) -> PoolSnapshot | None:
@@ -140,21 +180,16 @@ def snapshot(sa_connection: Any) -> PoolSnapshot | None:
     pool = engine.pool
     if not isinstance(pool, _queue_pool()):
         return None  # NullPool, StaticPool, SingletonThreadPool: nothing is pooled/bounded
-    name, size, maximum = _static_facts(engine, pool)
+    facts = _pool_facts(engine, pool)
     info = sa_connection.info
-    wait = info.get(WAIT_KEY)
-    unrecorded = info.pop(UNRECORDED_KEY, None)
-    if unrecorded is not None:  # first statement of this checkout: the pool has a name now
-        info[NAME_KEY] = name
-        pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
-        pool_events.observe(pool, _read_for_metrics)
+    _first_statement_of_checkout(info, facts.name, pool)
     return PoolSnapshot(
-        name=name,
-        size=size,
-        max=maximum,
+        name=facts.name,
+        size=facts.size,
+        max=facts.maximum,
         used=pool.checkedout(),
         idle=pool.checkedin(),
-        wait_ms=wait,
+        wait_ms=info.get(WAIT_KEY),
     )
 
 
@@ -166,12 +201,34 @@ def _queue_pool() -> type:
 
 
 def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
-    """``StatementHooks.on_start``: the pool attributes on the live statement span."""
+    """``StatementHooks.on_start``: the pool attributes of the statement span.
+
+    :func:`snapshot` and ``PoolSnapshot.attributes()``, written out: this runs for every
+    statement, and the fixed part of the dict is copied from the pool's template.
+    """
     if not span.is_recording():
         return
-    found = snapshot(sa_connection)
-    if found is not None:
-        DEFERRED.add(span, found.attributes())
+    engine = sa_connection.engine
+    pool = engine.pool
+    if not isinstance(pool, _queue_pool()):
+        return
+    facts = _pool_facts(engine, pool)
+    info = sa_connection.info
+    if UNRECORDED_KEY in info:
+        _first_statement_of_checkout(info, facts.name, pool)
+    # QueuePool.checkedout() is maxsize - qsize + overflow; checkedin() is qsize.
+    idle = pool.checkedin()
+    used = pool.checkedout()
+    attributes = facts.template.copy()
+    attributes[attr.POOL_USED] = used
+    attributes[attr.POOL_IDLE] = idle
+    maximum = facts.maximum
+    if maximum is not None and maximum > 0:
+        attributes[attr.POOL_UTILIZATION] = min(1.0, used / maximum)
+    wait = info.get(WAIT_KEY)
+    if wait is not None:
+        attributes[attr.POOL_WAIT_MS] = wait
+    DEFERRED.add(span, attributes)
 
 
 def sqlalchemy_pool_hooks() -> tuple[Any, ...]:
