@@ -23,7 +23,7 @@ class SlowQueryRule(SpanEnricher):
             return
         if span.end_time - span.start_time < self._threshold_ns:
             return
-        if not is_db_client_span(span.kind, span.attributes):
+        if not is_db_client_span(span.kind, draft.attributes):
             return
         draft.set_attributes(
             {attr.QUERY_SLOW: True, attr.QUERY_SLOW_THRESHOLD_MS: self.threshold_ms}

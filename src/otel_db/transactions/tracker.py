@@ -46,12 +46,19 @@ class ResolutionListener(Protocol):
 class _Scope:
     """A transaction or a savepoint: one span, one outcome."""
 
-    __slots__ = ("outcome", "parent", "span", "statement_count", "token")
+    __slots__ = ("outcome", "parent", "span", "statement_count", "token", "transaction_id")
 
-    def __init__(self, span: trace.Span, token: object | None, parent: _Scope | None) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        token: object | None,
+        parent: _Scope | None,
+        transaction_id: str = "",
+    ) -> None:
         self.span = span
         self.token = token
         self.parent = parent
+        self.transaction_id = transaction_id
         self.outcome: str | None = None
         self.statement_count = 0
 
@@ -60,6 +67,7 @@ class Transaction:
     """One open transaction on one connection."""
 
     __slots__ = (
+        "had_savepoints",
         "id",
         "lost",
         "opened_under",
@@ -69,14 +77,19 @@ class Transaction:
         "statements",
     )
 
-    def __init__(self, transaction_id: str, root: _Scope) -> None:
+    def __init__(
+        self, transaction_id: str, root: _Scope, opened_under: trace.Span | None = None
+    ) -> None:
         self.id = transaction_id
         self.root = root
         self.savepoints: list[tuple[str, _Scope]] = []
+        self.had_savepoints = False
         self.statements: dict[int, _Scope] = {}
         self.lost = False
         #: The span that was current at BEGIN (the application span, usually).
-        self.opened_under: trace.Span = trace.get_current_span()
+        self.opened_under: trace.Span = (
+            opened_under if opened_under is not None else trace.get_current_span()
+        )
         self.started = time.monotonic()
 
     @property
@@ -113,6 +126,11 @@ def _compact_resolution(transaction: Transaction) -> OutcomeOf:
     transaction's id (only :meth:`TransactionTracker.statement_in` tags spans).
     """
     not_remembered = transaction.outcome_of(0)
+    statements = transaction.statements
+    if not transaction.had_savepoints and transaction.root.statement_count <= len(statements):
+        # Every statement ran in the root scope and is remembered: one verdict for all.
+        first = next(iter(statements), None)
+        return _Uniform(not_remembered if first is None else transaction.outcome_of(first))
     by_scope: dict[int, str] = {}  # one verdict per scope, not per statement
     outcomes: dict[int, str] = {}
     for span_id, scope in transaction.statements.items():
@@ -173,6 +191,7 @@ class TransactionTracker:
         self._open: OrderedDict[int, tuple[Hashable, Transaction]] = OrderedDict()
         self._recent: OrderedDict[str, OutcomeOf] = OrderedDict()
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._listener_refs: tuple[weakref.ref[Any], ...] = ()
         self._orphans: OrderedDict[int, tuple[trace.Span, object]] = OrderedDict()
         self.evicted = 0
 
@@ -181,10 +200,18 @@ class TransactionTracker:
     def add_listener(self, listener: ResolutionListener) -> None:
         with self._lock:
             self._listeners.add(listener)
+            self._listener_refs = tuple(weakref.ref(each) for each in self._listeners)
 
     def remove_listener(self, listener: ResolutionListener) -> None:
         with self._lock:
             self._listeners.discard(listener)
+            self._listener_refs = tuple(weakref.ref(each) for each in self._listeners)
+
+    @property
+    def _listener_list(self) -> list[Any]:
+        """The listeners still alive. Iterating the ``WeakSet`` per transaction cost more
+        than the rest of the bookkeeping; its weak references are kept as a tuple."""
+        return [listener for ref in self._listener_refs if (listener := ref()) is not None]
 
     def resolution(self, transaction_id: str) -> OutcomeOf | None:
         """How the statements of an already-ended transaction turned out, if remembered."""
@@ -212,12 +239,15 @@ class TransactionTracker:
         if stale is not None:
             self._finish(stale, attr.OUTCOME_UNKNOWN, None)
         opened_under = trace.get_current_span()
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        span = self._tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=_transaction_attributes(attributes)
+        )
+        # The id, count and outcome reach the span as it ends (_end_scope), in one write.
         transaction_id = f"{span.get_span_context().span_id:016x}"
-        span.set_attribute(attr.TRANSACTION_ID, transaction_id)
         token = context_api.attach(trace.set_span_in_context(span)) if make_current else None
-        transaction = Transaction(transaction_id, _Scope(span, token, None))
-        transaction.opened_under = opened_under
+        transaction = Transaction(
+            transaction_id, _Scope(span, token, None, transaction_id), opened_under
+        )
         evicted: list[Transaction] = []
         with self._lock:
             self._open[id(key)] = (key, transaction)
@@ -258,10 +288,12 @@ class TransactionTracker:
             attributes={
                 **_system_attributes(transaction.root.span),
                 attr.TRANSACTION_ID: transaction.id,
+                attr.TRANSACTION_STATEMENT_COUNT: 0,
             },
         )
         token = context_api.attach(trace.set_span_in_context(span))
-        transaction.savepoints.append((name, _Scope(span, token, parent)))
+        transaction.savepoints.append((name, _Scope(span, token, parent, transaction.id)))
+        transaction.had_savepoints = True
 
     def end_savepoint(self, key: Hashable, name: str, outcome: str) -> None:
         transaction = self.current(key)
@@ -309,11 +341,13 @@ class TransactionTracker:
     def start_unregistered(
         self, name: str, attributes: Mapping[str, AttributeValue]
     ) -> Transaction:
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        opened_under = trace.get_current_span()
+        span = self._tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=_transaction_attributes(attributes)
+        )
         transaction_id = f"{span.get_span_context().span_id:016x}"
-        span.set_attribute(attr.TRANSACTION_ID, transaction_id)
         token = context_api.attach(trace.set_span_in_context(span))
-        return Transaction(transaction_id, _Scope(span, token, None))
+        return Transaction(transaction_id, _Scope(span, token, None, transaction_id), opened_under)
 
     def end_all(self, outcome: str = attr.OUTCOME_UNKNOWN) -> None:
         """End every open transaction (process shutdown)."""
@@ -344,24 +378,32 @@ class TransactionTracker:
             self._end_scope(scope, outcome, None)
         transaction.savepoints.clear()
         self._end_scope(transaction.root, outcome, error)
-        outcome_of = transaction.outcome_of
+        # Exact for every statement (see _compact_resolution): the listeners get it too.
         compact = _compact_resolution(transaction)
         with self._lock:
             self._recent[transaction.id] = compact
             while len(self._recent) > MAX_RECENT_RESOLUTIONS:
                 self._recent.popitem(last=False)
-            listeners = list(self._listeners)
+            listeners = self._listener_list
         for listener in listeners:
             try:
-                listener.transaction_resolved(transaction.id, outcome_of)
+                listener.transaction_resolved(transaction.id, compact)
             except Exception as failure:
                 FAILURES.report("releasing held statement spans", failure)
 
     def _end_scope(self, scope: _Scope, outcome: str, error: BaseException | None) -> None:
         scope.outcome = outcome
         span = scope.span
-        span.set_attribute(attr.TRANSACTION_STATEMENT_COUNT, scope.statement_count)
-        span.set_attribute(attr.TRANSACTION_OUTCOME, outcome)
+        # One hand-off instead of three locked writes on the live span; the enrichment
+        # stage writes them as the span ends (straight onto the span when none runs).
+        DEFERRED.add(
+            span,
+            {
+                attr.TRANSACTION_ID: scope.transaction_id,
+                attr.TRANSACTION_STATEMENT_COUNT: scope.statement_count,
+                attr.TRANSACTION_OUTCOME: outcome,
+            },
+        )
         if error is not None and outcome == attr.OUTCOME_ROLLED_BACK:
             error_type = f"{type(error).__module__}.{type(error).__qualname__}"
             span.set_attribute(attr.ERROR_TYPE, error_type)
@@ -406,6 +448,16 @@ def _detach(token: object) -> None:
     # A token from another task's context: nothing to undo here.
     with contextlib.suppress(Exception):
         context_api.detach(token)
+
+
+def _transaction_attributes(
+    attributes: Mapping[str, AttributeValue],
+) -> dict[str, AttributeValue]:
+    """A transaction span's start attributes. A statement count of 0 marks it as a
+    transaction from its start (so what reads the live or SDK-frozen span, such as
+    ``QueryCapture`` beside the pipeline, never takes it for a statement); the real count
+    replaces it as the span ends."""
+    return {**attributes, attr.TRANSACTION_STATEMENT_COUNT: 0}
 
 
 def _system_attributes(span: trace.Span) -> dict[str, AttributeValue]:
