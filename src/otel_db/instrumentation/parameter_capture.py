@@ -39,6 +39,7 @@ from otel_db.sql.parameters import capture_parameters
 CONTRIB_PARAMETERS_ATTRIBUTE: Final = "db.statement.parameters"
 _MAX_LITERAL_CHARS: Final = 16 * 1024
 
+
 def capture_statement_parameters(
     span: Span, connection: Any, context: Any, statement: str, parameters: Any
 ) -> None:
