@@ -124,3 +124,88 @@ def test_async_multi_exec_commits(spans, key):
     assert pipeline.parent.span_id == tx.context.span_id
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
     assert attr.POOL_USED in pipeline.attributes
+
+
+def test_pipeline_span_leaves_with_its_outcome_before_the_transaction_ends(spans, client, key):
+    """The pipeline span is tagged with its transaction's id and outcome before it ends
+    (inside contrib's span), so the holding stage never has to wait for the transaction:
+    it is exported first, not released when the transaction span ends."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(key, "1").get(key)
+        pipe.execute()
+    finished = spans.finished()
+    (tx,) = _tx(spans)
+    (pipeline,) = _in_tx(spans, tx)
+    assert finished.index(pipeline) < finished.index(tx)
+    assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
+    assert tx.attributes[attr.TRANSACTION_ID] == f"{tx.context.span_id:016x}"
+    assert tx.kind == trace.SpanKind.CLIENT
+    assert tx.name == "TRANSACTION 0"
+    assert tx.attributes[attr.DB_NAMESPACE] == "0"
+    assert tx.attributes[attr.SERVER_ADDRESS] == "127.0.0.1"
+    assert tx.attributes[attr.SERVER_PORT] == 6379
+
+
+def test_connection_error_leaves_the_outcome_unknown(spans, key):
+    # Nothing listens on port 1: the pipeline's checkout fails, EXEC never ran.
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    try:
+        with broken.pipeline(transaction=True) as pipe:
+            pipe.set(key, "1")
+            with pytest.raises(redis.ConnectionError):
+                pipe.execute()
+    finally:
+        broken.close()
+    (tx,) = _tx(spans)
+    assert tx.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_UNKNOWN
+    assert tx.status.status_code == StatusCode.UNSET
+    (pipeline,) = _in_tx(spans, tx)
+    assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_UNKNOWN
+
+
+def test_unsampled_transaction_leaves_nothing_behind(spans, client, key):
+    from otel_db.pipeline.deferred import DEFERRED
+
+    before = len(DEFERRED)
+    sampled_out = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=0x1234,
+            span_id=0x5678,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(0),  # the caller decided not to sample
+        )
+    )
+    with trace.use_span(sampled_out), client.pipeline(transaction=True) as pipe:
+        pipe.set(key, "1").get(key)
+        assert pipe.execute() == [True, b"1"]
+    assert _tx(spans) == []
+    assert len(DEFERRED) == before  # nothing deferred for spans that never end recording
+
+
+def test_uninstrument_restores_pipelines_and_instrument_brings_transactions_back(
+    spans, client, key
+):
+    import redis.asyncio.client
+    import redis.client
+    from wrapt import ObjectProxy
+
+    from otel_db.instrumentation.redis import RedisStatementInstrumentor
+
+    instrumentor = RedisStatementInstrumentor()
+    instrumentor.uninstrument()
+    try:
+        for owner in (redis.client.Pipeline, redis.asyncio.client.Pipeline):
+            assert not isinstance(vars(owner)["execute"], ObjectProxy)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(key, "1").get(key)
+            assert pipe.execute() == [True, b"1"]
+        assert spans.finished() == []
+    finally:
+        instrumentor.instrument(skip_dep_check=True)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(key, "2").get(key)
+        assert pipe.execute() == [True, b"2"]
+    (tx,) = _tx(spans)
+    (pipeline,) = _in_tx(spans, tx)
+    assert pipeline.parent.span_id == tx.context.span_id
+    assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED

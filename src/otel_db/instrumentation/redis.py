@@ -4,6 +4,8 @@ contrib's statement spans are kept as they are. otel_db wraps around them:
 
 - ``Pipeline.execute`` (sync and asyncio): a transaction span around a MULTI/EXEC
   pipeline (``transactions/redis_transactions.py``), parent of contrib's pipeline span;
+  and, wrapped *before* contrib's (so inside contrib's span), the pipeline span's
+  transaction id and outcome, set before it ends;
 - ``execute_command`` / ``immediate_execute_command``: which connection a statement runs
   on when the client or pipeline already holds one (pool facts for ``WATCH`` pipelines
   and ``single_connection_client``); other statements get theirs from the checkout
@@ -11,7 +13,7 @@ contrib's statement spans are kept as they are. otel_db wraps around them:
 - all three: ``db.client.operation.duration`` (contrib's redis instrumentation records
   no metrics).
 
-These wrappers are applied after contrib's, so they run outside contrib's span.
+The other wrappers are applied after contrib's, so they run outside contrib's span.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from otel_db.settings import current_settings
 from otel_db.transactions import redis_transactions
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
 
+_CURRENT_TRANSACTION = redis_transactions.CURRENT
 _wrapped: list[tuple[Any, str]] = []
+_inner_wrapped: list[tuple[Any, str]] = []
 _lock = threading.Lock()
 
 
@@ -121,13 +125,11 @@ def _record_duration(
         FAILURES.report("redis operation duration", failure)
 
 
-def _site_token(connection: Any, transaction: Any) -> Any:
-    if connection is None and transaction is None:
-        return None
+def _site_token(connection: Any) -> Any:
+    """Make ``connection`` (held across statements) the statement site of what starts."""
     try:
-        if connection is not None:
-            redis_pool.hold(connection)  # its checkout facts, for the statement's start
-        return CURRENT_SITE.set(StatementSite(connection, transaction))
+        redis_pool.hold(connection)  # its checkout facts, for the statement's start
+        return CURRENT_SITE.set(StatementSite(connection, None))
     except Exception as failure:
         FAILURES.report("redis statement site", failure)
         return None
@@ -141,9 +143,11 @@ def _reset(token: Any) -> None:
             FAILURES.report("redis statement site reset", failure)
 
 
-def _pipeline_start(pipeline: Any) -> tuple[Any, Any, str]:
-    """(transaction, statement-site token, operation name) for ``Pipeline.execute``."""
+def _pipeline_start(pipeline: Any) -> tuple[Any, Any, Any, str]:
+    """(transaction, its token in ``redis_transactions.CURRENT``, statement-site token,
+    operation name) for ``Pipeline.execute``."""
     transaction = None
+    transaction_token = None
     operation = "PIPELINE"
     try:
         if redis_transactions.is_transaction(pipeline):
@@ -152,20 +156,33 @@ def _pipeline_start(pipeline: Any) -> tuple[Any, Any, str]:
                 transaction = redis_transactions.begin(
                     pipeline, _shared_system_attributes(pipeline)
                 )
+                if transaction is not None:
+                    transaction_token = _CURRENT_TRANSACTION.set(transaction)
     except Exception as failure:
         FAILURES.report("redis pipeline start", failure)
-    return transaction, _site_token(getattr(pipeline, "connection", None), transaction), operation
+    # Only a held connection (after WATCH) is known before the pipeline's own checkout;
+    # the transaction is not a statement-site one (see redis_transactions).
+    connection = getattr(pipeline, "connection", None)
+    site = _site_token(connection) if connection is not None else None
+    return transaction, transaction_token, site, operation
 
 
 def _pipeline_end(
     pipeline: Any,
     operation: str,
     transaction: Any,
-    token: Any,
+    transaction_token: Any,
+    site: Any,
     started: float,
     error: BaseException | None,
 ) -> None:
-    _reset(token)
+    if transaction_token is not None:
+        try:
+            _CURRENT_TRANSACTION.reset(transaction_token)
+        except Exception as failure:  # another context (should not happen)
+            FAILURES.report("redis transaction reset", failure)
+    if site is not None:
+        _reset(site)
     _record_duration(pipeline, operation, started, error)
     redis_transactions.end(transaction, error)
 
@@ -176,7 +193,7 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
     current = _get_current()  # is_instrumentation_enabled(), read from one context
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
-    transaction, token, operation = _pipeline_start(pipeline)
+    transaction, transaction_token, site, operation = _pipeline_start(pipeline)
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -185,7 +202,7 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
         error = raised
         raise
     finally:
-        _pipeline_end(pipeline, operation, transaction, token, started, error)
+        _pipeline_end(pipeline, operation, transaction, transaction_token, site, started, error)
 
 
 async def _async_execute(
@@ -194,7 +211,7 @@ async def _async_execute(
     current = _get_current()
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
-    transaction, token, operation = _pipeline_start(pipeline)
+    transaction, transaction_token, site, operation = _pipeline_start(pipeline)
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -203,7 +220,39 @@ async def _async_execute(
         error = raised
         raise
     finally:
-        _pipeline_end(pipeline, operation, transaction, token, started, error)
+        _pipeline_end(pipeline, operation, transaction, transaction_token, site, started, error)
+
+
+# Inside contrib's pipeline span (installed before contrib's wrapper): the pipeline span
+# gets its transaction's id and outcome before it ends, so it is never held.
+def _inner_execute(
+    wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    transaction = _CURRENT_TRANSACTION.get()
+    if transaction is None or transaction.pipeline is not pipeline:
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as error:
+        redis_transactions.statement_ended(transaction, error)
+        raise
+    redis_transactions.statement_ended(transaction, None)
+    return result
+
+
+async def _async_inner_execute(
+    wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    transaction = _CURRENT_TRANSACTION.get()
+    if transaction is None or transaction.pipeline is not pipeline:
+        return await wrapped(*args, **kwargs)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as error:
+        redis_transactions.statement_ended(transaction, error)
+        raise
+    redis_transactions.statement_ended(transaction, None)
+    return result
 
 
 def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -215,7 +264,7 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
-    token = _site_token(connection, None) if connection is not None else None
+    token = _site_token(connection) if connection is not None else None
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -236,7 +285,7 @@ async def _async_command(
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
-    token = _site_token(connection, None) if connection is not None else None
+    token = _site_token(connection) if connection is not None else None
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -250,21 +299,27 @@ async def _async_command(
         _record_duration(client, args[0] if args else None, started, error)
 
 
-def _install_wrappers() -> None:
+_OUTER_TARGETS = [
+    ("redis.client", "Redis.execute_command", _command),
+    ("redis.client", "Pipeline.execute", _execute),
+    ("redis.client", "Pipeline.immediate_execute_command", _command),
+    ("redis.asyncio.client", "Redis.execute_command", _async_command),
+    ("redis.asyncio.client", "Pipeline.execute", _async_execute),
+    ("redis.asyncio.client", "Pipeline.immediate_execute_command", _async_command),
+]
+_INNER_TARGETS = [
+    ("redis.client", "Pipeline.execute", _inner_execute),
+    ("redis.asyncio.client", "Pipeline.execute", _async_inner_execute),
+]
+
+
+def _wrap(targets: list[tuple[str, str, Any]], done: list[tuple[Any, str]]) -> None:
     import importlib
 
     from wrapt import wrap_function_wrapper
 
-    targets = [
-        ("redis.client", "Redis.execute_command", _command),
-        ("redis.client", "Pipeline.execute", _execute),
-        ("redis.client", "Pipeline.immediate_execute_command", _command),
-        ("redis.asyncio.client", "Redis.execute_command", _async_command),
-        ("redis.asyncio.client", "Pipeline.execute", _async_execute),
-        ("redis.asyncio.client", "Pipeline.immediate_execute_command", _async_command),
-    ]
     with _lock:
-        if _wrapped:
+        if done:
             return
         for module_name, target, wrapper in targets:
             try:
@@ -273,14 +328,22 @@ def _install_wrappers() -> None:
                 continue
             cls_name, method = target.split(".")
             wrap_function_wrapper(module, target, wrapper)
-            _wrapped.append((getattr(module, cls_name), method))
+            done.append((getattr(module, cls_name), method))
+
+
+def _unwrap(done: list[tuple[Any, str]]) -> None:
+    with _lock:
+        for owner, method in reversed(done):
+            unwrap(owner, method)
+        done.clear()
+
+
+def _install_wrappers() -> None:
+    _wrap(_OUTER_TARGETS, _wrapped)
 
 
 def _remove_wrappers() -> None:
-    with _lock:
-        for owner, method in reversed(_wrapped):
-            unwrap(owner, method)
-        _wrapped.clear()
+    _unwrap(_wrapped)
 
 
 class RedisStatementInstrumentor(RedisInstrumentor):
@@ -291,14 +354,20 @@ class RedisStatementInstrumentor(RedisInstrumentor):
     _instance = None
 
     def _instrument(self, **kwargs: Any) -> None:
-        super()._instrument(**kwargs)
+        _wrap(_INNER_TARGETS, _inner_wrapped)  # before contrib's: inside contrib's span
+        try:
+            super()._instrument(**kwargs)
+        except BaseException:
+            _unwrap(_inner_wrapped)
+            raise
         _install_wrappers()  # after contrib's: outermost, around contrib's span
         if current_settings().pool_attributes:
             redis_pool.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        _remove_wrappers()  # outermost first, then contrib's
+        _remove_wrappers()  # outermost first, then contrib's, then the innermost
         super()._uninstrument(**kwargs)
+        _unwrap(_inner_wrapped)
         redis_pool.uninstall()
 
 
