@@ -111,6 +111,8 @@ class ExportReport:
         self.exported = 0
         self.failed_attempts = 0
         self.dropped_overflow = 0
+        #: Spans the exporter raised on even when sent alone (see ResilientBatchProcessor).
+        self.dropped_unexportable = 0
         self.lost_at_exit = 0
         self.last_reason: str | None = None
         self._failing_since: float | None = None

@@ -8,7 +8,12 @@ shutdown waits as long as the exporter does (15-30 s with a dead collector). Thi
   is dropped and counted, so memory stays bounded during a long outage;
 - exports back-to-back after an outage until the backlog is gone;
 - flushes and shuts down within a deadline, aborting an export stuck on a blackholed
-  collector, and reports in one line what it could not deliver and why.
+  collector, and reports in one line what it could not deliver and why;
+- does not let one span that the exporter cannot handle hold up the rest: an exporter
+  that raises (instead of reporting a failure, as an unreachable collector does) for
+  the same batch :data:`RAISES_BEFORE_ISOLATING` times in a row gets that batch in
+  halves, down to single spans; the spans it still raises on are dropped with a
+  warning naming the error, everything else is exported.
 
 The hot path (``on_end``) takes a re-entrant lock and appends: no I/O, never raises.
 """
@@ -38,6 +43,8 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_SCHEDULE_DELAY_S = 5.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 5.0
+#: Consecutive raising exports of one batch before it is split to find what raises.
+RAISES_BEFORE_ISOLATING = 3
 _EXIT_MARGIN_S = 0.5
 
 
@@ -109,6 +116,7 @@ class ResilientBatchProcessor(SpanProcessor):
         self._buffer: collections.deque[ReadableSpan] = collections.deque()
         self._in_flight = 0
         self._failures = 0
+        self._raised_in_a_row = 0
         self._retry_at = 0.0
         self._last_export = time.monotonic()
         self._flush_until = 0.0
@@ -246,7 +254,14 @@ class ResilientBatchProcessor(SpanProcessor):
                 count = min(self.batch_size, len(self._buffer))
                 batch = [self._buffer.popleft() for _ in range(count)]
                 self._in_flight = count
-            ok, reason = self._send(batch)
+            ok, reason, raised = self._send(batch)
+            self._raised_in_a_row = self._raised_in_a_row + 1 if raised else 0
+            if raised and self._raised_in_a_row >= RAISES_BEFORE_ISOLATING:
+                self._raised_in_a_row = 0
+                exported, batch, reason = self._isolate(batch, reason)
+                ok = not batch
+                if exported:
+                    self.report.success(exported)
             with cond:
                 if cond is not self._cond:  # forked meanwhile (only in the child)
                     return
@@ -263,7 +278,8 @@ class ResilientBatchProcessor(SpanProcessor):
                 pending = len(self._buffer)
                 cond.notify_all()
             if ok:
-                self.report.success(len(batch))
+                if batch:
+                    self.report.success(len(batch))
             elif not self.closed:
                 self.report.failure(reason, pending, self.capacity)
             self.report.check_drops(self.capacity)
@@ -275,15 +291,67 @@ class ResilientBatchProcessor(SpanProcessor):
             self._buffer.popleft()
             self.report.dropped_overflow += 1
 
-    def _send(self, batch: list[ReadableSpan]) -> tuple[bool, str]:
+    def _send(self, batch: list[ReadableSpan]) -> tuple[bool, str, bool]:
+        """(delivered, why not, whether the exporter raised)."""
         ERRORS.last_error = None
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             result = self.exporter.export(batch)
         except Exception as error:
-            return False, mask_credentials(f"{type(error).__name__}: {error}")[:300]
+            return False, mask_credentials(f"{type(error).__name__}: {error}")[:300], True
         finally:
             detach(token)
         if result is SpanExportResult.SUCCESS:
-            return True, ""
-        return False, ERRORS.last_error or "the exporter reported a failure"
+            return True, "", False
+        return False, ERRORS.last_error or "the exporter reported a failure", False
+
+    def _isolate(
+        self, batch: list[ReadableSpan], reason: str
+    ) -> tuple[int, list[ReadableSpan], str]:
+        """Export ``batch``, which the exporter just raised on (``reason``), in ever
+        smaller parts, dropping the single spans that raise.
+
+        Returns (spans exported, spans still to send, the last failure). Spans are left
+        to send, in their order, when a part fails without raising: the exporter is
+        failing as a whole (collector down), and the usual retries take over. At most
+        ``2 * len(batch) - 2`` exports.
+        """
+        exported = dropped = 0
+        if len(batch) == 1:
+            self._warn_dropped(1, reason)
+            return 0, [], reason
+        middle = len(batch) // 2
+        parts = [batch[middle:], batch[:middle]]  # popped from the end: the order is kept
+        while parts:
+            part = parts.pop()
+            ok, why, raised = self._send(part)
+            if ok:
+                exported += len(part)
+                continue
+            reason = why
+            if not raised:
+                unsent = list(part)
+                for rest in reversed(parts):
+                    unsent.extend(rest)
+                self._warn_dropped(dropped, reason)
+                return exported, unsent, reason
+            if len(part) == 1:
+                dropped += 1
+                continue
+            middle = len(part) // 2
+            parts.append(part[middle:])
+            parts.append(part[:middle])  # popped first: the order is kept
+        self._warn_dropped(dropped, reason)
+        return exported, [], reason
+
+    def _warn_dropped(self, dropped: int, reason: str) -> None:
+        if not dropped:
+            return
+        self.report.dropped_unexportable += dropped
+        _logger.warning(
+            "otel_db: %d span(s) dropped: %s raised on each of them (%s); "
+            "the other spans of their batch were exported",
+            dropped,
+            self.report.target,
+            reason,
+        )
