@@ -3,13 +3,13 @@ sqlite3 statements are recorded once each, through otel_db's interned shortcut."
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
 
 from tests.conftest import POSTGRES_URL
 from tests.integration.launcher import run_script
+from tests.support.console_output import json_documents
 
 DURATION = "db.client.operation.duration"
 ROWS = "db.client.response.returned_rows"
@@ -34,13 +34,8 @@ def probe(cursor):
 
 def _points(stdout: str, scope: str) -> dict[tuple[str, str | None], tuple[int, float]]:
     """{(metric, error.type): (count, sum)} for ``scope`` from the console exporter's JSON."""
-    decoder, index, out = json.JSONDecoder(), 0, {}
-    while (start := stdout.find("{", index)) >= 0:
-        try:
-            document, index = decoder.raw_decode(stdout, start)
-        except ValueError:
-            index = start + 1
-            continue
+    out: dict[tuple[str, str | None], tuple[int, float]] = {}
+    for document in json_documents(stdout):
         for resource in document.get("resource_metrics", ()):
             for scope_metrics in resource["scope_metrics"]:
                 if scope_metrics["scope"]["name"] != scope:

@@ -4,7 +4,6 @@ on real statements, and opt-in parameter capture."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 import textwrap
 
@@ -18,6 +17,7 @@ from otel_db.instrumentation.parameter_capture import capture_statement_paramete
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
 from tests.conftest import MARIADB_SQLALCHEMY_URL, POSTGRES_URL, REDIS_URL
 from tests.integration.launcher import run_script
+from tests.support.console_output import console_spans
 
 
 def _by_text(spans, fragment):
@@ -111,16 +111,6 @@ def test_sqlalchemy_parameters_captured_when_asked_secrets_redacted(spans, param
     assert len(span.attributes["db.query.parameter.note"]) == 256
 
 
-def _console_spans(stdout: str) -> list[dict]:
-    """The spans the console exporter printed (one JSON document each)."""
-    decoder, spans, position = json.JSONDecoder(), [], stdout.find("{")
-    while position != -1:
-        span, end = decoder.raw_decode(stdout, position)
-        spans.append(span)
-        position = stdout.find("{", end)
-    return spans
-
-
 @pytest.mark.postgres
 def test_psycopg2_parameters_captured_from_the_real_objects(tmp_path):
     script = tmp_path / "params.py"
@@ -153,7 +143,7 @@ def test_psycopg2_parameters_captured_from_the_real_objects(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "ROWS 5" in result.stdout  # the generator's rows all reached the table
-    spans = _console_spans(result.stdout[result.stdout.index("ROWS 5") :])
+    spans = console_spans(result.stdout[result.stdout.index("ROWS 5") :])
 
     def attributes(marker: str, operation: str = "SELECT") -> dict:
         (span,) = [

@@ -17,6 +17,7 @@ from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
 from otel_db.sqlcommenter import append_traceparent
 from tests.conftest import POSTGRES_URL
 from tests.integration.launcher import run_script
+from tests.support.console_output import console_spans
 
 PG_SQLALCHEMY = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
 OWN_QUERY = "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"
@@ -63,19 +64,6 @@ def test_asyncpg_prepared_statements_get_no_comment(spans, commenter):
     assert "traceparent" not in asyncio.run(run())
 
 
-def _exported_spans(stdout: str) -> list[dict]:
-    decoder, index, out = json.JSONDecoder(), 0, []
-    while (start := stdout.find("{", index)) >= 0:
-        try:
-            document, index = decoder.raw_decode(stdout, start)
-        except ValueError:
-            index = start + 1
-            continue
-        if "context" in document and "attributes" in document:
-            out.append(document)
-    return out
-
-
 def _traceparent_of(span: dict) -> str:
     """The comment naming ``span`` (its flags are the SDK's: sampled, and random ids)."""
     context = span["context"]
@@ -117,7 +105,7 @@ def test_raw_psycopg2_statements_carry_their_own_spans_traceparent(tmp_path):
     seen = dict(
         line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")
     )
-    spans = _exported_spans(result.stdout)
+    spans = console_spans(result.stdout)
     by_text = {}
     for span in spans:
         text = span["attributes"].get("db.query.text", "")
@@ -162,9 +150,7 @@ def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
     assert result.returncode == 0, result.stderr
     (seen,) = [line for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")]
     (span,) = [
-        s
-        for s in _exported_spans(result.stdout)
-        if s["attributes"].get("db.query.text") == OWN_QUERY
+        s for s in console_spans(result.stdout) if s["attributes"].get("db.query.text") == OWN_QUERY
     ]
     assert seen == f"SERVER-SAW {OWN_QUERY} /*{_traceparent_of(span)}*/"
 

@@ -8,7 +8,7 @@ naming the error, and every other span is exported.
 
 from __future__ import annotations
 
-import json
+from tests.support.console_output import console_spans
 
 from .conftest import app_env, run_app
 
@@ -24,19 +24,6 @@ APP = """
 """
 
 
-def _exported_names(stdout: str) -> list[str]:
-    decoder, index, names = json.JSONDecoder(), 0, []
-    while (start := stdout.find("{", index)) >= 0:
-        try:
-            document, index = decoder.raw_decode(stdout, start)
-        except ValueError:
-            index = start + 1
-            continue
-        if "context" in document and "name" in document:
-            names.append(document["name"])
-    return names
-
-
 def test_the_span_the_exporter_raises_on_is_dropped_and_the_rest_exported(tmp_path):
     env = app_env(None, OTEL_TRACES_EXPORTER="console", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8")
     run = run_app(APP, env, tmp_path, timeout=60)
@@ -44,6 +31,6 @@ def test_the_span_the_exporter_raises_on_is_dropped_and_the_rest_exported(tmp_pa
     assert "APP-DONE" in run.stdout
     # A set: the console exporter prints span by span, so the spans before the one it
     # raises on are printed again at each retry of their batch.
-    names = set(_exported_names(run.stdout))
+    names = {span["name"] for span in console_spans(run.stdout)}
     assert names == {f"job {n}" for n in range(40) if n != 17}
     assert "1 span(s) dropped" in run.stderr and "TypeError" in run.stderr, run.stderr
