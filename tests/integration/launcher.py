@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,3 +54,12 @@ def run_script(
         timeout=timeout,
         check=False,
     )
+
+
+def run_inline(
+    tmp_path: Path, body: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`run_script` on ``body`` (dedented), written to a file under ``tmp_path``."""
+    script = tmp_path / "inline_app.py"
+    script.write_text(textwrap.dedent(body))
+    return run_script(str(script), env=env)

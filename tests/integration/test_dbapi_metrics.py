@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from tests.conftest import POSTGRES_URL
-from tests.integration.launcher import run_script
+from tests.integration.launcher import run_inline
 from tests.support.console_output import json_documents
 
 DURATION = "db.client.operation.duration"
@@ -49,10 +49,10 @@ def _points(stdout: str, scope: str) -> dict[tuple[str, str | None], tuple[int, 
 
 
 def _run(tmp_path, body: str) -> str:
-    script = tmp_path / "statements.py"
-    script.write_text(PROBE + textwrap.dedent(body))
-    result = run_script(
-        str(script), env={"OTEL_METRICS_EXPORTER": "console", "OTEL_TRACES_EXPORTER": "none"}
+    result = run_inline(
+        tmp_path,
+        PROBE + textwrap.dedent(body),
+        env={"OTEL_METRICS_EXPORTER": "console", "OTEL_TRACES_EXPORTER": "none"},
     )
     assert result.returncode == 0, result.stderr
     assert "PROBE InternedAttributesHistogram" in result.stdout, result.stdout[:500]

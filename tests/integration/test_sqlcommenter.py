@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import textwrap
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +15,7 @@ from otel_db import attributes as attr
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
 from otel_db.sqlcommenter import append_traceparent
 from tests.conftest import POSTGRES_URL
-from tests.integration.launcher import run_script
+from tests.integration.launcher import run_inline
 from tests.support.console_output import console_spans
 
 PG_SQLALCHEMY = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)
@@ -71,34 +70,29 @@ def _traceparent_of(span: dict) -> str:
 
 
 def test_raw_psycopg2_statements_carry_their_own_spans_traceparent(tmp_path):
-    script = tmp_path / "commented.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import psycopg2
-            from psycopg2 import sql
-            conn = psycopg2.connect({POSTGRES_URL!r})
-            conn.autocommit = True
-            cur = conn.cursor()
-            cur.execute({OWN_QUERY!r})
-            print("SERVER-SAW-TEXT", cur.fetchone()[0])
-            cur.execute(sql.SQL({OWN_QUERY!r} + " AND {{}} = {{}}").format(
-                sql.Identifier("pid"), sql.Identifier("pid")))
-            print("SERVER-SAW-COMPOSED", cur.fetchone()[0])
-            cur.execute({OWN_QUERY.encode()!r})
-            print("SERVER-SAW-BYTES", cur.fetchone()[0])
-            cur.execute("CREATE TEMP TABLE commented_rows (seen text)")
-            cur.executemany(
-                "INSERT INTO commented_rows SELECT query FROM pg_stat_activity"
-                " WHERE pid = pg_backend_pid() AND %s = %s", [(1, 1), (2, 2)])
-            cur.execute("SELECT seen FROM commented_rows")
-            print("SERVER-SAW-MANY", [row[0] for row in cur.fetchall()])
-            conn.close()
-            """
-        )
-    )
-    result = run_script(
-        str(script),
+    result = run_inline(
+        tmp_path,
+        f"""
+        import psycopg2
+        from psycopg2 import sql
+        conn = psycopg2.connect({POSTGRES_URL!r})
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute({OWN_QUERY!r})
+        print("SERVER-SAW-TEXT", cur.fetchone()[0])
+        cur.execute(sql.SQL({OWN_QUERY!r} + " AND {{}} = {{}}").format(
+            sql.Identifier("pid"), sql.Identifier("pid")))
+        print("SERVER-SAW-COMPOSED", cur.fetchone()[0])
+        cur.execute({OWN_QUERY.encode()!r})
+        print("SERVER-SAW-BYTES", cur.fetchone()[0])
+        cur.execute("CREATE TEMP TABLE commented_rows (seen text)")
+        cur.executemany(
+            "INSERT INTO commented_rows SELECT query FROM pg_stat_activity"
+            " WHERE pid = pg_backend_pid() AND %s = %s", [(1, 1), (2, 2)])
+        cur.execute("SELECT seen FROM commented_rows")
+        print("SERVER-SAW-MANY", [row[0] for row in cur.fetchall()])
+        conn.close()
+        """,
         env={"OTEL_PYTHON_DB_SQLCOMMENTER": "true", "OTEL_TRACES_EXPORTER": "console"},
     )
     assert result.returncode == 0, result.stderr
@@ -127,20 +121,15 @@ def test_raw_psycopg2_statements_carry_their_own_spans_traceparent(tmp_path):
 
 
 def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
-    script = tmp_path / "sqlalchemy_commented.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import sqlalchemy as sa
-            engine = sa.create_engine({PG_SQLALCHEMY!r})
-            with engine.connect() as conn:
-                print("SERVER-SAW", conn.execute(sa.text({OWN_QUERY!r})).scalar())
-            engine.dispose()
-            """
-        )
-    )
-    result = run_script(
-        str(script),
+    result = run_inline(
+        tmp_path,
+        f"""
+        import sqlalchemy as sa
+        engine = sa.create_engine({PG_SQLALCHEMY!r})
+        with engine.connect() as conn:
+            print("SERVER-SAW", conn.execute(sa.text({OWN_QUERY!r})).scalar())
+        engine.dispose()
+        """,
         env={
             "OTEL_PYTHON_DB_SQLCOMMENTER": "true",
             "OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "true",  # psycopg2's layer must stay out
@@ -156,21 +145,16 @@ def test_sqlalchemy_on_psycopg2_under_the_launcher_gets_one_comment(tmp_path):
 
 
 def test_sampled_out_statements_run_as_written(tmp_path):
-    script = tmp_path / "sampled_out.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import psycopg2
-            conn = psycopg2.connect({POSTGRES_URL!r})
-            cur = conn.cursor()
-            cur.execute({OWN_QUERY!r} + " AND %s = %s", (1, 1))
-            print("SERVER-SAW", cur.fetchone()[0])
-            conn.close()
-            """
-        )
-    )
-    result = run_script(
-        str(script),
+    result = run_inline(
+        tmp_path,
+        f"""
+        import psycopg2
+        conn = psycopg2.connect({POSTGRES_URL!r})
+        cur = conn.cursor()
+        cur.execute({OWN_QUERY!r} + " AND %s = %s", (1, 1))
+        print("SERVER-SAW", cur.fetchone()[0])
+        conn.close()
+        """,
         env={
             "OTEL_PYTHON_DB_SQLCOMMENTER": "true",
             "OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "true",
@@ -183,13 +167,15 @@ def test_sampled_out_statements_run_as_written(tmp_path):
 
 
 def test_off_by_default(tmp_path):
-    script = tmp_path / "plain.py"
-    script.write_text(
-        f"import psycopg2\nc = psycopg2.connect({POSTGRES_URL!r}).cursor()\n"
-        f"c.execute({OWN_QUERY!r})\nprint(json.dumps(c.fetchone()[0]))\n".replace(
-            "import psycopg2", "import json, psycopg2"
-        )
+    result = run_inline(
+        tmp_path,
+        f"""
+        import json, psycopg2
+        c = psycopg2.connect({POSTGRES_URL!r}).cursor()
+        c.execute({OWN_QUERY!r})
+        print(json.dumps(c.fetchone()[0]))
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console"},
     )
-    result = run_script(str(script), env={"OTEL_TRACES_EXPORTER": "console"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[0]) == OWN_QUERY
