@@ -50,13 +50,25 @@ _CONTRIB_COMMENTER_OPTIONS: Final = {
 }
 
 
+#: ``-<flags>'*/`` for each trace-flags byte.
+_COMMENT_ENDINGS: Final = tuple(f"-{flags:02x}'*/" for flags in range(256))
+#: (trace id, comment up to the span id) of the last trace commented: the statements of
+#: one trace share it, and formatting a 128-bit id is most of a comment's cost. Replaced
+#: as one tuple, so threads never see one trace's id with another's text.
+_last_trace: tuple[int, str] = (0, "")
+
+
 def traceparent_comment(span: Span) -> str | None:
     """``/*traceparent='...'*/`` for ``span``, or None for an invalid span context."""
+    global _last_trace
     context = span.get_span_context()
     if not context.is_valid:
         return None
-    flags = int(context.trace_flags) & 0xFF
-    return f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}'*/"
+    trace_id = context.trace_id
+    last = _last_trace
+    if last[0] != trace_id:
+        last = _last_trace = (trace_id, f"/*traceparent='00-{trace_id:032x}-")
+    return last[1] + format(context.span_id, "016x") + _COMMENT_ENDINGS[context.trace_flags & 0xFF]
 
 
 def can_comment(statement: str) -> bool:

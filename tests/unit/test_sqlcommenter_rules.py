@@ -49,3 +49,14 @@ def test_remembered_placements_are_bounded(monkeypatch):
     long_statement = "SELECT " + "x, " * 3000 + "1"
     assert commented(long_statement, _span(8)).endswith(_comment(8))
     assert long_statement not in sqlcommenter._placements  # long texts are not kept
+
+
+def test_statements_of_interleaved_traces_each_name_their_own_trace():
+    def span(trace_id: int, span_id: int, flags: int) -> NonRecordingSpan:
+        context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags))
+        return NonRecordingSpan(context)
+
+    for trace_id, span_id, flags in [(1, 2, 1), (3, 4, 0), (1, 5, 3), (1, 6, 1), (3, 7, 1)]:
+        assert commented("SELECT 1", span(trace_id, span_id, flags)) == (
+            f"SELECT 1 /*traceparent='00-{trace_id:032x}-{span_id:016x}-{flags:02x}'*/"
+        )
