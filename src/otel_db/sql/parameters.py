@@ -82,10 +82,9 @@ def capture_parameters(params: Any) -> dict[str, str]:
         kind = type(params)
         # Exact types first: the ABC checks below cost more than the capture itself.
         if kind is tuple or kind is list:
-            return {
-                key: _value_text(value)
-                for key, value in zip(_POSITIONAL_KEYS, params[:MAX_PARAMETERS], strict=False)
-            }
+            return dict(
+                zip(_POSITIONAL_KEYS, map(_value_text, params[:MAX_PARAMETERS]), strict=False)
+            )
         if params is None or isinstance(params, (str, bytes, bytearray)):
             return {}
         captured: dict[str, str] = {}
