@@ -209,3 +209,16 @@ def test_uninstrument_restores_pipelines_and_instrument_brings_transactions_back
     (pipeline,) = _in_tx(spans, tx)
     assert pipeline.parent.span_id == tx.context.span_id
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
+
+
+def test_query_capture_counts_the_pipeline_not_its_transaction(spans, client, key):
+    """``QueryCapture`` sits beside the pipeline and reads the SDK's spans: the
+    transaction span is marked as one (statement count 0) from its start."""
+    from otel_db.testing import QueryCapture
+
+    with QueryCapture() as captured, client.pipeline(transaction=True) as pipe:
+        pipe.set(key, "1").get(key)
+        pipe.execute()
+    assert captured.count == 1
+    (tx,) = _tx(spans)
+    assert tx.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 1

@@ -71,6 +71,20 @@ def _shared_system_attributes(client: Any) -> dict[str, Any]:
     return found
 
 
+def _shared_transaction_attributes(pipeline: Any) -> dict[str, Any]:
+    """A MULTI/EXEC transaction span's start attributes, built once per pool (shared)."""
+    pool = getattr(pipeline, "connection_pool", None)
+    state = redis_pool.pool_state(pool) if pool is not None else None
+    if state is None:
+        return redis_transactions.start_attributes(_system_attributes(pipeline))
+    found = state.transaction_attributes
+    if found is None:
+        found = state.transaction_attributes = redis_transactions.start_attributes(
+            _shared_system_attributes(pipeline)
+        )
+    return found
+
+
 _MAX_OPERATIONS_PER_POOL = 256
 _perf_counter = time.perf_counter
 
@@ -154,7 +168,7 @@ def _pipeline_start(pipeline: Any) -> tuple[Any, Any, Any, str]:
             operation = "MULTI"
             if current_settings().transaction_spans:
                 transaction = redis_transactions.begin(
-                    pipeline, _shared_system_attributes(pipeline)
+                    pipeline, _shared_transaction_attributes(pipeline)
                 )
                 if transaction is not None:
                     transaction_token = _CURRENT_TRANSACTION.set(transaction)

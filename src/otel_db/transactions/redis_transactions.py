@@ -111,12 +111,21 @@ def _name(system_attributes: dict[str, Any]) -> str:
     return found
 
 
-def begin(pipeline: Any, system_attributes: dict[str, Any]) -> RedisTransaction | None:
-    """Start the transaction span and make it current (contrib's span becomes its child)."""
+def start_attributes(system_attributes: dict[str, Any]) -> dict[str, Any]:
+    """A transaction span's start attributes, as the tracker's: a statement count of 0
+    marks it as a transaction from its start, so what reads the live or SDK-frozen span
+    (``QueryCapture`` beside the pipeline) never takes it for a statement; the real count
+    replaces it as the span ends."""
+    return {**system_attributes, _STATEMENT_COUNT: 0}
+
+
+def begin(pipeline: Any, attributes: dict[str, Any]) -> RedisTransaction | None:
+    """Start the transaction span and make it current (contrib's span becomes its child).
+
+    ``attributes``: :func:`start_attributes` of the pipeline's pool (shared, not mutated).
+    """
     try:
-        span = _get_tracer().start_span(
-            _name(system_attributes), kind=_CLIENT, attributes=system_attributes
-        )
+        span = _get_tracer().start_span(_name(attributes), kind=_CLIENT, attributes=attributes)
         # The id is the span id, as for the tracker's transactions; it is written with
         # the outcome when the span ends (pipeline.deferred: one dict update, not a
         # locked attribute write per fact on the live span).
