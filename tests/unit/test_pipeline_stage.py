@@ -114,3 +114,24 @@ def test_deferred_attributes_of_spans_that_never_end_are_bounded():
     assert registry.take(spans[0].get_span_context().span_id) is None  # the oldest went first
     registry.consumer_stopped()
     assert len(registry) == 0
+
+
+def test_sampled_out_spans_leave_nothing_deferred():
+    # A non-recording span never reaches the stage: an entry for it would only wait for
+    # the cap, pushing out real spans' entries (transactions of sampled-out traces).
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from otel_db.transactions.tracker import TransactionTracker
+
+    registry_size = len(DEFERRED)
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    tracker = TransactionTracker(tracer)
+    _pipeline(SpanEnricher())  # a stage is running: entries would be kept for it
+    connection = object()
+    tracker.begin(connection, "TRANSACTION test", {attr.DB_SYSTEM_NAME: "postgresql"})
+    statement = tracer.start_span("UPDATE", kind=SpanKind.CLIENT)
+    tracker.statement_started(connection, statement)
+    DEFERRED.add(statement, {attr.POOL_USED: 1})
+    statement.end()
+    tracker.end(connection, attr.OUTCOME_COMMITTED)
+    assert len(DEFERRED) == registry_size

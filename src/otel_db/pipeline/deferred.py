@@ -36,7 +36,9 @@ class DeferredAttributes:
 
     def add(self, span: Span, attributes: Mapping[str, AttributeValue]) -> None:
         """Attach ``attributes`` to ``span`` (at its end, or now when no stage runs)."""
-        if not attributes:
+        if not attributes or not span.is_recording():
+            # A sampled-out span never reaches the stage: what it left here would only
+            # wait for the cap to push it out, taking real spans' entries with it.
             return
         if not self._consumers:
             span.set_attributes(attributes)
