@@ -37,6 +37,7 @@ from otel_db.pools import redis_pool
 from otel_db.settings import current_settings
 from otel_db.transactions import redis_transactions
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
+from otel_db.transactions.tracker import transaction_start_attributes
 
 _CURRENT_TRANSACTION = redis_transactions.CURRENT
 _wrapped: list[tuple[Any, str]] = []
@@ -76,10 +77,10 @@ def _shared_transaction_attributes(pipeline: Any) -> dict[str, Any]:
     pool = getattr(pipeline, "connection_pool", None)
     state = redis_pool.pool_state(pool) if pool is not None else None
     if state is None:
-        return redis_transactions.start_attributes(_system_attributes(pipeline))
+        return transaction_start_attributes(_system_attributes(pipeline))
     found = state.transaction_attributes
     if found is None:
-        found = state.transaction_attributes = redis_transactions.start_attributes(
+        found = state.transaction_attributes = transaction_start_attributes(
             _shared_system_attributes(pipeline)
         )
     return found

@@ -31,21 +31,22 @@ from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.trace import ProxyTracer, SpanKind, Status, StatusCode
+from opentelemetry.trace import ProxyTracer, SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
+from otel_db.transactions.tracker import (
+    TRACER_NAME,
+    write_transaction_end,
+)
 from otel_db.version import __version__
 
-#: The tracker's instrumentation scope: Redis transaction spans look like every other.
-TRACER_NAME = "otel_db.transactions"
 REDIS_SCOPE = "opentelemetry.instrumentation.redis"
 
 _TRANSACTION_ID = attr.TRANSACTION_ID
 _OUTCOME = attr.TRANSACTION_OUTCOME
-_STATEMENT_COUNT = attr.TRANSACTION_STATEMENT_COUNT
 _COMMITTED = attr.OUTCOME_COMMITTED
 _CLIENT = SpanKind.CLIENT
 
@@ -111,18 +112,11 @@ def _name(system_attributes: dict[str, Any]) -> str:
     return found
 
 
-def start_attributes(system_attributes: dict[str, Any]) -> dict[str, Any]:
-    """A transaction span's start attributes, as the tracker's: a statement count of 0
-    marks it as a transaction from its start, so what reads the live or SDK-frozen span
-    (``QueryCapture`` beside the pipeline) never takes it for a statement; the real count
-    replaces it as the span ends."""
-    return {**system_attributes, _STATEMENT_COUNT: 0}
-
-
 def begin(pipeline: Any, attributes: dict[str, Any]) -> RedisTransaction | None:
     """Start the transaction span and make it current (contrib's span becomes its child).
 
-    ``attributes``: :func:`start_attributes` of the pipeline's pool (shared, not mutated).
+    ``attributes``: the pool's
+    :func:`~otel_db.transactions.tracker.transaction_start_attributes` (shared, not mutated).
     """
     try:
         span = _get_tracer().start_span(_name(attributes), kind=_CLIENT, attributes=attributes)
@@ -178,18 +172,9 @@ def end(transaction: RedisTransaction | None, error: BaseException | None) -> No
         try:
             outcome, marked = outcome_of(error)
             if span.is_recording():
-                DEFERRED.add(
-                    span,
-                    {
-                        _TRANSACTION_ID: transaction.id,
-                        _STATEMENT_COUNT: transaction.statement_count,
-                        _OUTCOME: outcome,
-                    },
+                write_transaction_end(
+                    span, transaction.id, transaction.statement_count, outcome, marked
                 )
-                if marked is not None:
-                    error_type = f"{type(marked).__module__}.{type(marked).__qualname__}"
-                    span.set_attribute(attr.ERROR_TYPE, error_type)
-                    span.set_status(Status(StatusCode.ERROR, error_type))
         finally:
             # execute() runs between begin() and end() in one context (one thread or one
             # task): the token is this context's, and resetting it also drops any

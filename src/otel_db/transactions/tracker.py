@@ -32,6 +32,8 @@ from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.version import __version__
 
+#: The instrumentation scope of every transaction span (Redis MULTI/EXEC ones too).
+TRACER_NAME = "otel_db.transactions"
 MAX_OPEN_TRANSACTIONS = 10_000
 MAX_STATEMENTS_REMEMBERED = 1_000
 MAX_RECENT_RESOLUTIONS = 10_000
@@ -186,7 +188,7 @@ class TransactionTracker:
     """Process-wide registry of open transactions, keyed by the connection that runs them."""
 
     def __init__(self, tracer: trace.Tracer | None = None) -> None:
-        self._tracer = tracer or trace.get_tracer("otel_db.transactions", __version__)
+        self._tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
         self._lock = threading.Lock()
         self._open: OrderedDict[int, tuple[Hashable, Transaction]] = OrderedDict()
         self._recent: OrderedDict[str, OutcomeOf] = OrderedDict()
@@ -240,7 +242,7 @@ class TransactionTracker:
             self._finish(stale, attr.OUTCOME_UNKNOWN, None)
         opened_under = trace.get_current_span()
         span = self._tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=_transaction_attributes(attributes)
+            name, kind=SpanKind.CLIENT, attributes=transaction_start_attributes(attributes)
         )
         # The id, count and outcome reach the span as it ends (_end_scope), in one write.
         transaction_id = f"{span.get_span_context().span_id:016x}"
@@ -343,7 +345,7 @@ class TransactionTracker:
     ) -> Transaction:
         opened_under = trace.get_current_span()
         span = self._tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=_transaction_attributes(attributes)
+            name, kind=SpanKind.CLIENT, attributes=transaction_start_attributes(attributes)
         )
         transaction_id = f"{span.get_span_context().span_id:016x}"
         token = context_api.attach(trace.set_span_in_context(span))
@@ -394,20 +396,7 @@ class TransactionTracker:
     def _end_scope(self, scope: _Scope, outcome: str, error: BaseException | None) -> None:
         scope.outcome = outcome
         span = scope.span
-        # One hand-off instead of three locked writes on the live span; the enrichment
-        # stage writes them as the span ends (straight onto the span when none runs).
-        DEFERRED.add(
-            span,
-            {
-                attr.TRANSACTION_ID: scope.transaction_id,
-                attr.TRANSACTION_STATEMENT_COUNT: scope.statement_count,
-                attr.TRANSACTION_OUTCOME: outcome,
-            },
-        )
-        if error is not None and outcome == attr.OUTCOME_ROLLED_BACK:
-            error_type = f"{type(error).__module__}.{type(error).__qualname__}"
-            span.set_attribute(attr.ERROR_TYPE, error_type)
-            span.set_status(Status(StatusCode.ERROR, error_type))
+        write_transaction_end(span, scope.transaction_id, scope.statement_count, outcome, error)
         if scope.token is not None:
             if trace.get_current_span() is span:
                 _detach(scope.token)
@@ -450,7 +439,34 @@ def _detach(token: object) -> None:
         context_api.detach(token)
 
 
-def _transaction_attributes(
+def write_transaction_end(
+    span: trace.Span,
+    transaction_id: str,
+    statement_count: int,
+    outcome: str,
+    error: BaseException | None,
+) -> None:
+    """A transaction or savepoint span's facts, as it is about to end.
+
+    Id, count and outcome go in one deferred write (the enrichment stage writes them as
+    the span ends, instead of three locked writes on the live span); a rollback caused by
+    ``error`` also marks the span as failed.
+    """
+    DEFERRED.add(
+        span,
+        {
+            attr.TRANSACTION_ID: transaction_id,
+            attr.TRANSACTION_STATEMENT_COUNT: statement_count,
+            attr.TRANSACTION_OUTCOME: outcome,
+        },
+    )
+    if error is not None and outcome == attr.OUTCOME_ROLLED_BACK:
+        error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+        span.set_attribute(attr.ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR, error_type))
+
+
+def transaction_start_attributes(
     attributes: Mapping[str, AttributeValue],
 ) -> dict[str, AttributeValue]:
     """A transaction span's start attributes. A statement count of 0 marks it as a
