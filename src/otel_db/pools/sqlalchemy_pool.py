@@ -22,7 +22,7 @@ from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
-from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
+from otel_db.pools.snapshot import POOL_NAMES, record_exhaustion, server_name
 
 WAIT_KEY = "_otel_db_checkout_wait_ms"
 #: Checkout facts the metrics record once the pool is named (at the first statement).
@@ -174,25 +174,6 @@ def _first_statement_of_checkout(info: Any, name: str, pool: Any) -> None:
         pool_events.observe(pool, _read_for_metrics)
 
 
-def snapshot(sa_connection: Any) -> PoolSnapshot | None:
-    """The pool facts for a statement about to run on ``sa_connection``."""
-    engine = sa_connection.engine
-    pool = engine.pool
-    if not isinstance(pool, _queue_pool()):
-        return None  # NullPool, StaticPool, SingletonThreadPool: nothing is pooled/bounded
-    facts = _pool_facts(engine, pool)
-    info = sa_connection.info
-    _first_statement_of_checkout(info, facts.name, pool)
-    return PoolSnapshot(
-        name=facts.name,
-        size=facts.size,
-        max=facts.maximum,
-        used=pool.checkedout(),
-        idle=pool.checkedin(),
-        wait_ms=info.get(WAIT_KEY),
-    )
-
-
 @functools.cache
 def _queue_pool() -> type:
     from sqlalchemy.pool import QueuePool
@@ -203,8 +184,8 @@ def _queue_pool() -> type:
 def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
     """``StatementHooks.on_start``: the pool attributes of the statement span.
 
-    :func:`snapshot` and ``PoolSnapshot.attributes()``, written out: this runs for every
-    statement, and the fixed part of the dict is copied from the pool's template.
+    What ``PoolSnapshot.attributes()`` gives, written out: this runs for every statement,
+    and the fixed part of the dict is copied from the pool's template.
     """
     if not span.is_recording():
         return
