@@ -18,7 +18,7 @@ from otel_db import attributes as attr
 from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
 from otel_db.instrumentation.statement_hooks import StatementHooks
 from otel_db.pipeline.enricher import SpanEnricher
-from otel_db.pipeline.stage import EnrichmentStage
+from otel_db.pipeline.stage import EnrichmentStage, HookTable
 
 
 class _BrokenEnricher(SpanEnricher):
@@ -29,6 +29,9 @@ class _BrokenEnricher(SpanEnricher):
 
     def on_end(self, draft):
         raise RuntimeError("broken on_end")
+
+    def on_client_end(self, span, span_id, attributes):
+        raise RuntimeError("broken on_client_end")
 
 
 def broken_start_hook(span, connection, context, statement, parameters):
@@ -54,8 +57,7 @@ def _session_stage() -> EnrichmentStage:
 def broken_pipeline(spans, monkeypatch):
     stage = _session_stage()
     broken = _BrokenEnricher()
-    monkeypatch.setattr(stage, "_start_hooks", (broken, *stage._start_hooks))
-    monkeypatch.setattr(stage, "_end_hooks", (broken, *stage._end_hooks))
+    monkeypatch.setattr(stage, "_hooks", HookTable.of((broken, *stage.enrichers)))
     listener = SQLAlchemyStatementInstrumentor._listener
     assert listener is not None, "otel_db's SQLAlchemy instrumentation is not active"
     hooks = StatementHooks(

@@ -5,13 +5,16 @@ import logging
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_db import attributes as attr
+from otel_db.enrichers.n_plus_one import NPlusOneDetector
+from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
+from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
 from otel_db.pipeline.deferred import DEFERRED, DeferredAttributes
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.pipeline.stage import EnrichmentStage
 
 
@@ -135,3 +138,120 @@ def test_sampled_out_spans_leave_nothing_deferred():
     statement.end()
     tracker.end(connection, attr.OUTCOME_COMMITTED)
     assert len(DEFERRED) == registry_size
+
+
+class _Seen(SpanEnricher):
+    """Records the names of the spans whose end it was called for."""
+
+    def __init__(self, name: str, end_filter: EndFilter) -> None:
+        self.name = name
+        self.end_filter = end_filter
+        self.seen: list[str] = []
+
+    def on_end(self, draft):
+        self.seen.append(draft.span.name)
+
+
+def test_end_filters_choose_the_spans_each_enricher_sees():
+    every = _Seen("every", EndFilter())
+    client = _Seen("client", EndFilter(client_only=True))
+    troubled = _Seen("troubled", EndFilter(troubled_only=True))
+    slow_client = _Seen("slow client", EndFilter(client_only=True, min_duration_ns=1_000))
+    tracer, _ = _pipeline(every, client, troubled, slow_client)
+
+    def span(name, kind=SpanKind.INTERNAL, duration=10, failed=False, event=False):
+        live = tracer.start_span(name, kind=kind, start_time=1_000)
+        if failed:
+            live.set_status(Status(StatusCode.ERROR, "boom"))
+        if event:
+            live.add_event("exception", {"exception.type": "ValueError"})
+        live.end(end_time=1_000 + duration)
+
+    span("internal")
+    span("client fast", SpanKind.CLIENT)
+    span("client slow", SpanKind.CLIENT, duration=1_000)
+    span("client failed", SpanKind.CLIENT, failed=True)
+    span("internal event", event=True)
+    span("server failed", SpanKind.SERVER, failed=True)
+
+    assert every.seen == [
+        "internal",
+        "client fast",
+        "client slow",
+        "client failed",
+        "internal event",
+        "server failed",
+    ]
+    assert client.seen == ["client fast", "client slow", "client failed"]
+    assert troubled.seen == ["client failed", "internal event", "server failed"]
+    assert slow_client.seen == ["client slow"]
+
+
+class _DraftOnly(SpanEnricher):
+    """Changes nothing, and has no client lane: every span then goes through a draft."""
+
+    name = "draft only"
+
+    def on_end(self, draft):
+        pass
+
+
+def _statements(tracer):
+    with tracer.start_as_current_span("GET /orders", kind=SpanKind.SERVER):
+        for order_id in range(7):
+            span = tracer.start_span(
+                "SELECT",
+                kind=SpanKind.CLIENT,
+                start_time=1_000,
+                attributes={
+                    attr.DB_SYSTEM_NAME: "postgresql",
+                    attr.DB_NAMESPACE: "shop",
+                    attr.DB_QUERY_TEXT: f"SELECT * FROM orders WHERE id = {order_id}",
+                    "db.statement.parameters": "(1,)",
+                },
+            )
+            span.end(end_time=1_000 + (600_000_000 if order_id == 3 else 1_000))
+
+
+def test_client_lane_exports_what_the_draft_path_exports():
+    def enrichers():
+        return [
+            QueryShapeEnricher(sanitize=True),
+            ContribParameterEnricher(capture=True),
+            NPlusOneDetector(threshold=5),
+            SlowQueryRule(500),
+        ]
+
+    lane_tracer, lane_exporter = _pipeline(*enrichers())
+    draft_tracer, draft_exporter = _pipeline(*enrichers(), _DraftOnly())
+    _statements(lane_tracer)
+    _statements(draft_tracer)
+
+    lane = [(s.name, dict(s.attributes)) for s in lane_exporter.get_finished_spans()]
+    drafted = [(s.name, dict(s.attributes)) for s in draft_exporter.get_finished_spans()]
+    assert lane == drafted
+    statements = [attributes for name, attributes in lane if name != "GET /orders"]
+    assert [a.get(attr.N_PLUS_ONE, False) for a in statements] == [False] * 4 + [True] * 3
+    assert [a.get(attr.QUERY_SLOW, False) for a in statements].count(True) == 1
+    assert all(a[attr.DB_QUERY_TEXT] == "SELECT * FROM orders WHERE id = ?" for a in statements)
+    assert all("db.statement.parameters" not in a for a in statements)
+    assert all(a["db.query.parameter.0"] == "1" for a in statements)
+    assert lane[-1][1][attr.QUERY_COUNT] == 7
+
+
+def test_client_lane_contains_a_failing_hook(caplog):
+    class Broken(SpanEnricher):
+        name = "broken lane"
+
+        def on_client_end(self, span, span_id, attributes):
+            raise RuntimeError("broken")
+
+        def on_end(self, draft):
+            raise RuntimeError("broken")
+
+    tracer, exporter = _pipeline(Broken(), QueryShapeEnricher(sanitize=True))
+    with caplog.at_level(logging.WARNING, logger="otel_db"):
+        _db_span(tracer, 10, **{attr.DB_QUERY_TEXT: "SELECT * FROM users WHERE id = 7"})
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[attr.DB_QUERY_TEXT] == "SELECT * FROM users WHERE id = ?"
+    assert any("broken lane" in record.getMessage() for record in caplog.records)

@@ -18,7 +18,7 @@ from otel_db import attributes as attr
 from otel_db.enrichers.query_sanitizer import EXCEPTION_MESSAGE, EXCEPTION_TYPE
 from otel_db.pipeline.db_span import is_db_client_span
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.errors import OTHER, ErrorFacts, classify_exception, classify_exception_event
 
 
@@ -46,6 +46,7 @@ class DatabaseErrorEnricher(SpanEnricher):
     """Classifies failed database spans that no hook classified, from their exception event."""
 
     name = "db-errors"
+    end_filter = EndFilter(client_only=True, troubled_only=True)
 
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Span
+from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -46,6 +47,8 @@ MAX_TRACKED_PARENTS: Final = 4096
 #: Distinct fingerprints counted per parent; further ones only add to the total.
 MAX_FINGERPRINTS_PER_PARENT: Final = 256
 
+_FLAGGED: Final[Mapping[str, AttributeValue]] = {attr.N_PLUS_ONE: True}
+
 
 def _is_database_or_transaction(span: Span) -> bool:
     if span.kind is not SpanKind.CLIENT:
@@ -55,10 +58,11 @@ def _is_database_or_transaction(span: Span) -> bool:
 
 
 class _ParentCounts:
-    __slots__ = ("by_fingerprint", "detected_count", "detected_query", "span", "total")
+    __slots__ = ("by_fingerprint", "detected_count", "detected_query", "live", "span", "total")
 
     def __init__(self, span: Span) -> None:
         self.span = span  # the live application span these counts belong to
+        self.live = True  # False once the parent ended or the counts were evicted
         self.total = 0
         self.by_fingerprint: dict[str, int] = {}
         self.detected_count = 0
@@ -93,10 +97,13 @@ class NPlusOneDetector(SpanEnricher):
     times (``0`` turns detection off; ``otel_db.query.count`` is still recorded)."""
 
     name = "n-plus-one"
+    starts_client_only = True  # only client spans are counted or stand in between
 
     def __init__(self, threshold: int) -> None:
         self.threshold = int(threshold)
-        self._ancestors: dict[int, Span] = {}
+        # A statement's application span, or its counts once it has some (the
+        # statements after the first then count without looking the parent up again).
+        self._ancestors: dict[int, Span | _ParentCounts] = {}
         self._parents: dict[int, _ParentCounts] = {}
         self._lock = threading.Lock()
         _DETECTORS.add(self)
@@ -112,10 +119,8 @@ class NPlusOneDetector(SpanEnricher):
             return
         # The second and later statements under one application span: it already has
         # counts, so it is known to be an application span (no context or attribute reads).
-        counts = self._parents.get(parent_span_context.span_id)
-        if counts is not None:
-            ancestor: Span | None = counts.span
-        else:
+        ancestor: Span | _ParentCounts | None = self._parents.get(parent_span_context.span_id)
+        if ancestor is None:
             parent = trace.get_current_span(parent_context)
             # The exact-type test first: an ABC isinstance check costs ~1 us.
             if (type(parent) is not Span and not isinstance(parent, Span)) or not (
@@ -137,35 +142,67 @@ class NPlusOneDetector(SpanEnricher):
             ancestors[span.context.span_id] = ancestor
 
     def on_end(self, draft: SpanDraft) -> None:
-        span_id = draft.span.context.span_id
+        updates = self._finish(draft.span_id, draft.kind is SpanKind.CLIENT, draft.attributes)
+        if updates:
+            draft.set_attributes(updates)
+
+    def on_client_end(
+        self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
+    ) -> str | None:
+        updates = self._finish(span_id, True, attributes)
+        if updates:
+            attributes.update(updates)
+        return None
+
+    def _finish(
+        self, span_id: int, client: bool, attributes: Mapping[str, AttributeValue]
+    ) -> Mapping[str, AttributeValue] | None:
+        """Counts the ended span if it is a statement, and drops what was kept for it;
+        what it gets: the N+1 flag, and its own counts if it was a parent."""
         if span_id not in self._ancestors and span_id not in self._parents:
-            return  # neither counted nor counting: most spans, without the lock
-        fingerprint = draft.attributes.get(attr.QUERY_FINGERPRINT)
-        countable = isinstance(fingerprint, str) and draft.span.kind is SpanKind.CLIENT
+            return None  # neither counted nor counting: most spans, without the lock
+        fingerprint = attributes.get(attr.QUERY_FINGERPRINT)
+        countable = isinstance(fingerprint, str) and client
         flagged = False
         with self._lock:  # once per span: both pops and the count
             ancestor = self._ancestors.pop(span_id, None)
             # This span may itself be a parent: its counts end with it.
             counts = self._parents.pop(span_id, None)
+            if counts is not None:
+                counts.live = False
             if ancestor is not None and countable:
-                flagged = self._count_locked(draft, ancestor, fingerprint)  # type: ignore[arg-type]
-        if counts is not None:
-            draft.set_attributes(counts.attributes())
-        if flagged:
-            draft.set_attribute(attr.N_PLUS_ONE, True)
-
-    def _count_locked(self, draft: SpanDraft, parent: Span, fingerprint: str) -> bool:
-        """Counts the statement for ``parent``; whether it is part of an N+1 run."""
-        parent_id = parent.context.span_id
-        counts = self._parents.get(parent_id)
+                flagged = self._count_locked(attributes, ancestor, fingerprint)  # type: ignore[arg-type]
         if counts is None:
-            # The parent ended first (fire-and-forget work): its counts are written.
-            # Checked under the lock its own on_end takes, so nothing is left behind.
-            if not parent.is_recording():
-                return False
-            if len(self._parents) >= MAX_TRACKED_PARENTS:
-                del self._parents[next(iter(self._parents))]
-            counts = self._parents[parent_id] = _ParentCounts(parent)
+            return _FLAGGED if flagged else None
+        updates = counts.attributes()
+        if flagged:
+            updates[attr.N_PLUS_ONE] = True
+        return updates
+
+    def _count_locked(
+        self,
+        attributes: Mapping[str, AttributeValue],
+        ancestor: Span | _ParentCounts,
+        fingerprint: str,
+    ) -> bool:
+        """Counts the statement for its application span; whether it is part of an N+1 run."""
+        if type(ancestor) is _ParentCounts:
+            if ancestor.live:
+                counts: _ParentCounts | None = ancestor
+            else:  # ended or evicted: as if only the parent span were known
+                return self._count_locked(attributes, ancestor.span, fingerprint)
+        else:
+            parent: Span = ancestor  # type: ignore[assignment]
+            parent_id = parent.context.span_id
+            counts = self._parents.get(parent_id)
+            if counts is None:
+                # The parent ended first (fire-and-forget work): its counts are written.
+                # Checked under the lock its own on_end takes, so nothing is left behind.
+                if not parent.is_recording():
+                    return False
+                if len(self._parents) >= MAX_TRACKED_PARENTS:
+                    self._parents.pop(next(iter(self._parents))).live = False
+                counts = self._parents[parent_id] = _ParentCounts(parent)
         counts.total += 1
         seen = counts.by_fingerprint.get(fingerprint)
         if seen is not None or len(counts.by_fingerprint) < MAX_FINGERPRINTS_PER_PARENT:
@@ -175,7 +212,6 @@ class NPlusOneDetector(SpanEnricher):
             return False
         if seen > counts.detected_count:  # the worst repetition so far names the query
             counts.detected_count = seen
-            attributes = draft.attributes
             # The summary when it names a target ("SELECT users"); a bare "SELECT"
             # says less than the (already sanitized) text.
             summary = attributes.get(attr.DB_QUERY_SUMMARY)

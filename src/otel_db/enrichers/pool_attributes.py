@@ -15,6 +15,7 @@ class PoolAttributes(SpanEnricher):
     """Reads the pool a psycopg2 connection was checked out from, as the statement starts."""
 
     name = "pool-attributes"
+    starts_client_only = True
 
     def on_start(self, span: Span, parent_context: Context | None) -> None:
         site = CURRENT_SITE.get()

@@ -22,7 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_db.pipeline.db_span import db_system
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.errors import classify_exception_event, scrub_error_message
 from otel_db.sql.sanitize import sanitize
 
@@ -103,6 +103,7 @@ class ErrorMessageScrubber(SpanEnricher):
     """Scrubs the status description and exception events of spans with database errors."""
 
     name = "error-message-scrubber"
+    end_filter = EndFilter(troubled_only=True)
 
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span

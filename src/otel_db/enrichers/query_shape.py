@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
-from otel_db.pipeline.db_span import db_system
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.analysis import (
     SMALL_STATEMENT_CHARS,
     StatementShape,
@@ -27,6 +27,7 @@ from otel_db.sql.analysis import (
 from otel_db.sql.fingerprint import fingerprint_redis_command
 
 _REDIS = "redis"
+_CLIENT = SpanKind.CLIENT
 # Contrib's Redis instrumentation joins the commands of a pipeline with newlines.
 _PIPELINE_SEPARATOR = "\n"
 
@@ -72,7 +73,11 @@ _OPERATION: Final = attr.DB_OPERATION_NAME
 _NAMESPACE: Final = attr.DB_NAMESPACE
 _LEGACY_NAMESPACE: Final = attr.LEGACY_DB_NAME
 
+_SYSTEM: Final = attr.DB_SYSTEM_NAME
+_LEGACY_SYSTEM: Final = attr.LEGACY_DB_SYSTEM
+
 _Result = tuple[dict[str, AttributeValue], "str | None"]
+_NOTHING: Final[_Result] = ({}, None)
 
 
 def _as_text(value: object) -> str | None:
@@ -95,20 +100,43 @@ class QueryShapeEnricher(SpanEnricher):
     """
 
     name = "query-shape"
+    end_filter = EndFilter(client_only=True)
 
     def __init__(self, sanitize: bool = True) -> None:
         self.sanitize = sanitize
         self._results: dict[tuple[object, ...], _Result] = {}
 
     def on_end(self, draft: SpanDraft) -> None:
-        span = draft.span
-        if span.kind is not SpanKind.CLIENT:
+        if draft.kind is not _CLIENT:
             return
-        attributes = draft.attributes  # the fast plain view of the ended span's attributes
-        system = db_system(attributes)
-        if system is None:
+        result = self._result(draft.attributes)
+        if result is None:
             return
+        updates, name = result
+        if updates:
+            draft.set_attributes(updates)
+        if name and name != draft.span.name:
+            draft.rename(name)
+
+    def on_client_end(
+        self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
+    ) -> str | None:
+        result = self._result(attributes)
+        if result is None:
+            return None
+        updates, name = result
+        if updates:
+            attributes.update(updates)
+        return name
+
+    def _result(self, attributes: Mapping[str, AttributeValue]) -> _Result | None:
+        """What to add to a client span with ``attributes``, and its name (remembered)."""
         get = attributes.get
+        system = get(_SYSTEM)  # db_system(), inlined: this runs for every client span
+        if system is None:
+            system = get(_LEGACY_SYSTEM)
+        if not isinstance(system, str):
+            return None
         text, legacy_text = get(_TEXT), get(_LEGACY_TEXT)
         key: tuple[object, ...] | None = (
             system == _REDIS,
@@ -128,18 +156,14 @@ class QueryShapeEnricher(SpanEnricher):
         except TypeError:  # a sequence-valued attribute: not worth remembering
             key, result = None, None
         if result is None:
-            result = self._analyse(system, attributes)
-            if result is None:
-                return
+            # Nothing to analyse (a transaction or connection span) is remembered too.
+            result = self._analyse(system, attributes) or _NOTHING
             if key is not None:
                 results = self._results
                 if len(results) >= MAX_CACHED_RESULTS:
                     results.clear()  # a workload past this many shapes is not repeating
                 results[key] = result
-        updates, name = result
-        draft.set_attributes(updates)
-        if name and name != span.name:
-            draft.rename(name)
+        return result
 
     def _analyse(self, system: str, attributes: Mapping[str, AttributeValue]) -> _Result | None:
         text_key = attr.DB_QUERY_TEXT if attr.DB_QUERY_TEXT in attributes else None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
 from otel_db import attributes as attr
 from otel_db.pipeline.db_span import is_db_client_span
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 
 
 class SlowQueryRule(SpanEnricher):
@@ -16,6 +20,8 @@ class SlowQueryRule(SpanEnricher):
     def __init__(self, threshold_ms: float) -> None:
         self.threshold_ms = float(threshold_ms)
         self._threshold_ns = int(threshold_ms * 1_000_000)
+        self._flag = {attr.QUERY_SLOW: True, attr.QUERY_SLOW_THRESHOLD_MS: self.threshold_ms}
+        self.end_filter = EndFilter(client_only=True, min_duration_ns=max(0, self._threshold_ns))
 
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
@@ -23,8 +29,19 @@ class SlowQueryRule(SpanEnricher):
             return
         if span.end_time - span.start_time < self._threshold_ns:
             return
-        if not is_db_client_span(span.kind, draft.attributes):
+        if not is_db_client_span(draft.kind, draft.attributes):
             return
-        draft.set_attributes(
-            {attr.QUERY_SLOW: True, attr.QUERY_SLOW_THRESHOLD_MS: self.threshold_ms}
-        )
+        draft.set_attributes(self._flag)
+
+    def on_client_end(
+        self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
+    ) -> str | None:
+        end, start = span.end_time, span.start_time
+        if (
+            end is not None
+            and start is not None
+            and end - start >= self._threshold_ns
+            and is_db_client_span(SpanKind.CLIENT, attributes)
+        ):
+            attributes.update(self._flag)
+        return None

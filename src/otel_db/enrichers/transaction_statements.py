@@ -17,6 +17,7 @@ class TransactionStatements(SpanEnricher):
     """
 
     name = "transaction-statements"
+    starts_client_only = True
 
     def __init__(self, tracker: TransactionTracker | None = None) -> None:
         self._tracker = tracker or default_tracker()

@@ -28,11 +28,13 @@ import ast
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pipeline.draft import SpanDraft
-from otel_db.pipeline.enricher import SpanEnricher
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.parameters import capture_parameters
 
 #: The attribute contrib's DB-API instrumentation writes when asked to capture.
@@ -81,14 +83,19 @@ class ContribParameterEnricher(SpanEnricher):
     """Rewrites contrib's ``db.statement.parameters`` into ``db.query.parameter.<key>``."""
 
     name = "parameter-capture"
+    end_filter = EndFilter(client_only=True)  # contrib writes it on its statement spans
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture
 
     def on_end(self, draft: SpanDraft) -> None:
-        raw = draft.attributes.get(CONTRIB_PARAMETERS_ATTRIBUTE)
-        if raw is None:
-            return
-        draft.remove_attribute(CONTRIB_PARAMETERS_ATTRIBUTE)
+        if CONTRIB_PARAMETERS_ATTRIBUTE in draft.attributes:
+            self.on_client_end(draft.span, draft.span_id, draft.writable_attributes())
+
+    def on_client_end(
+        self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
+    ) -> str | None:
+        raw = attributes.pop(CONTRIB_PARAMETERS_ATTRIBUTE, None)
         if self.capture and isinstance(raw, str):
-            draft.set_attributes(capture_parameters(parse_contrib_parameters(raw)))
+            attributes.update(capture_parameters(parse_contrib_parameters(raw)))
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status
+from opentelemetry.trace import SpanKind, Status
 from opentelemetry.util.types import AttributeValue
 
 _EMPTY: Mapping[str, AttributeValue] = {}
@@ -34,41 +34,49 @@ class SpanDraft:
     The SDK freezes a span before processors see it end, so enrichers write here and
     the stage builds a new ``ReadableSpan`` only when something changed: most spans
     (non-database ones) pass through without a copy.
+
+    ``attributes``, ``span_id`` and ``kind`` are plain fields, read once from the span
+    (enrichers read them several times per span; the SDK's properties cost more than
+    the enrichers' own work). ``attributes`` is for reading only: it is the ended span's
+    own dict until the first write through the setters replaces it with a copy.
     """
 
-    __slots__ = ("_attributes", "_events", "_handed_over", "_name", "_original", "_status", "span")
+    __slots__ = (
+        "_copied",
+        "_events",
+        "_handed_over",
+        "_name",
+        "_status",
+        "attributes",
+        "kind",
+        "span",
+        "span_id",
+    )
 
-    def __init__(self, span: ReadableSpan) -> None:
+    def __init__(
+        self, span: ReadableSpan, span_id: int | None = None, kind: SpanKind | None = None
+    ) -> None:
         self.span = span
-        self._attributes: dict[str, AttributeValue] | None = None
-        self._original: Mapping[str, AttributeValue] | None = None
-        # build() hands ``_attributes`` to the new span without copying; a later
-        # change then copies first (copy on write).
+        if span_id is None:
+            context = span.context
+            span_id = context.span_id if context is not None else 0
+        self.span_id: int = span_id
+        self.kind: SpanKind = span.kind if kind is None else kind
+        self.attributes: Mapping[str, AttributeValue] = plain_attributes(span)
+        self._copied = False
+        # build() hands the copy to the new span without copying again; a later change
+        # then copies first (copy on write).
         self._handed_over = False
         self._name: str | None = None
         self._status: Status | None = None
         self._events: tuple[Event, ...] | None = None
 
-    @property
-    def attributes(self) -> Mapping[str, AttributeValue]:
-        """The attributes as they stand, for reading only (write through the setters).
-
-        This is the stored dict itself, not a ``MappingProxyType`` over it: a proxy's
-        ``get`` costs four times a dict's, and enrichers read here several times per span.
-        """
-        if self._attributes is not None:
-            return self._attributes
-        if self._original is None:
-            self._original = plain_attributes(self.span)
-        return self._original
-
     def _writable(self) -> dict[str, AttributeValue]:
-        if self._attributes is None:
-            self._attributes = dict(plain_attributes(self.span))
-        elif self._handed_over:
-            self._attributes = dict(self._attributes)
+        if not self._copied or self._handed_over:
+            self.attributes = dict(self.attributes)
+            self._copied = True
             self._handed_over = False
-        return self._attributes
+        return self.attributes  # type: ignore[return-value]
 
     @property
     def name(self) -> str:
@@ -94,12 +102,13 @@ class SpanDraft:
 
     @property
     def changed(self) -> bool:
-        return not (
-            self._attributes is None
-            and self._name is None
-            and self._status is None
-            and self._events is None
+        return self._copied or not (
+            self._name is None and self._status is None and self._events is None
         )
+
+    def writable_attributes(self) -> dict[str, AttributeValue]:
+        """The draft's own copy of the attributes, to change in place."""
+        return self._writable()
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         self._writable()[key] = value
@@ -110,9 +119,8 @@ class SpanDraft:
         self._writable().update(attributes)
 
     def remove_attribute(self, key: str) -> None:
-        if key not in self.attributes:
-            return
-        del self._writable()[key]
+        if key in self.attributes:
+            del self._writable()[key]
 
     def rename(self, name: str) -> None:
         self._name = name
@@ -128,11 +136,11 @@ class SpanDraft:
         if not self.changed:
             return self.span
         span = self.span
-        if self._attributes is not None:
-            attributes = self._attributes
+        if self._copied:
+            attributes = self.attributes
             self._handed_over = True
         else:
-            attributes = dict(plain_attributes(span))
+            attributes = dict(self.attributes)
         if type(span) is ReadableSpan:
             # The SDK's own ended span (the usual case): copy its fields at C speed and
             # change the ones enriched. Its event and link lists never change again, so

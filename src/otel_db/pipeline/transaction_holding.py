@@ -142,7 +142,9 @@ class TransactionHoldingStage(SpanProcessor):
     # -- internals ------------------------------------------------------------------
 
     def _accept(self, span: ReadableSpan) -> Sequence[ReadableSpan]:
-        attributes = plain_attributes(span)  # the public property builds a proxy per read
+        attributes = getattr(span, "_attributes", None)  # a span the stage rebuilt: a dict
+        if type(attributes) is not dict:
+            attributes = plain_attributes(span)  # the public property builds a proxy per read
         transaction_id = attributes.get(attr.TRANSACTION_ID)
         if transaction_id is None or attr.TRANSACTION_OUTCOME in attributes:
             return (span,)  # not in a transaction, or a transaction/savepoint span itself
