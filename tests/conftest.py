@@ -42,15 +42,36 @@ SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}
 CANARIES = ("hunter2", "alice@example.com", "alice.canary@example.com", "918273", "s3cr3t-t0ken")
 
 
+def _texts(value: object) -> list[str]:
+    """An attribute value as the texts a literal could hide in.
+
+    A measured number (a wait time of 0.0123230001918273 s) can contain a canary's
+    digits by chance, so numbers are only compared whole: a leaked literal keeps its
+    value, a measurement does not come out equal to it.
+    """
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _texts(item)]
+    return [f"\x00{value}\x00"]  # delimited: a canary matches only the whole number
+
+
+def leaks(canary: str, field: str) -> bool:
+    """Whether ``field`` (from :func:`exported_fields`) carries ``canary``."""
+    if field.startswith("\x00"):  # a number: only the whole value counts
+        return field == f"\x00{canary}\x00"
+    return canary in field
+
+
 def exported_fields(span: ReadableSpan) -> list[str]:
     """Every text of a span that leaves the process: name, status, attributes, events."""
     fields = [span.name, span.status.description or ""]
     for key, value in (span.attributes or {}).items():
-        fields += [key, str(value)]
+        fields += [key, *_texts(value)]
     for event in span.events:
         fields.append(event.name)
         for key, value in (event.attributes or {}).items():
-            fields += [key, str(value)]
+            fields += [key, *_texts(value)]
     return fields
 
 
@@ -69,7 +90,7 @@ class CanaryScan(SpanProcessor):
         self.scanned += 1
         for field in exported_fields(span):
             for canary in CANARIES:
-                if canary in field and len(self.leaks) < 20:
+                if leaks(canary, field) and len(self.leaks) < 20:
                     self.leaks.append(f"{canary!r} in span {span.name!r}: {field[:200]!r}")
         self.downstream.on_end(span)
 
