@@ -27,23 +27,15 @@ _CLIENT_UNTROUBLED = 2
 
 
 def _sort(span: ReadableSpan) -> tuple[int, int, int]:
-    """(span id, ``2 * client + troubled``, duration in ns) of an ended span.
+    """(span id, ``2 * client + troubled``, duration in ns) of an ended span that is not
+    the SDK's own ``ReadableSpan`` (that one is read from its fields in ``on_end``).
 
     Troubled: an ERROR status or any event (an exception recorded without setting the
-    status). The SDK's own ended span is read from its fields: through the public
-    properties this costs more than most enrichers do.
+    status).
     """
-    if type(span) is ReadableSpan:
-        fields = span.__dict__
-        context, kind = fields["_context"], fields["_kind"]
-        status, events = fields["_status"], fields["_events"]
-        start, end = fields["_start_time"], fields["_end_time"]
-        # The SDK's BoundedList answers len() in Python; its deque in C.
-        events = getattr(events, "_dq", events)
-    else:
-        context, kind, status, events = span.context, span.kind, span.status, span.events
-        start, end = span.start_time, span.end_time
-    troubled = status.status_code is _ERROR or bool(events)
+    context, kind, status = span.context, span.kind, span.status
+    start, end = span.start_time, span.end_time
+    troubled = status.status_code is _ERROR or bool(span.events)
     duration = end - start if start is not None and end is not None else 0
     return context.span_id, (2 if kind is _CLIENT else 0) + troubled, duration
 
@@ -119,7 +111,10 @@ class EnrichmentStage(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         hooks = self._hooks
         try:
-            if type(span) is ReadableSpan:  # the SDK's own: _sort(), inlined
+            if type(span) is ReadableSpan:
+                # The SDK's own ended span, read from its fields: through the public
+                # properties this costs more than most enrichers do. The SDK's
+                # BoundedList answers len() in Python; its deque in C.
                 fields = span.__dict__
                 start, end = fields["_start_time"], fields["_end_time"]
                 events = fields["_events"]
