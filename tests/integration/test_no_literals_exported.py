@@ -29,14 +29,14 @@ tracer = trace.get_tracer(__name__)
 def _assert_no_canary(spans, minimum_db_spans: int) -> None:
     finished = spans.finished()
     assert len(spans.db_spans()) >= minimum_db_spans
-    leaks = [
+    found = [
         (span.name, canary, field)
         for span in finished
         for field in exported_fields(span)
         for canary in CANARIES
         if leaks(canary, field)
     ]
-    assert leaks == []
+    assert found == []
 
 
 @pytest.mark.postgres
