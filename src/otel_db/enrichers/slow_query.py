@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -24,24 +26,20 @@ class SlowQueryRule(SpanEnricher):
         self.end_filter = EndFilter(client_only=True, min_duration_ns=max(0, self._threshold_ns))
 
     def on_end(self, draft: SpanDraft) -> None:
-        span = draft.span
-        if span.end_time is None or span.start_time is None:
-            return
-        if span.end_time - span.start_time < self._threshold_ns:
-            return
-        if not is_db_client_span(draft.kind, draft.attributes):
-            return
-        draft.set_attributes(self._flag)
+        if self._is_slow_statement(draft.span, draft.kind, draft.attributes):
+            draft.set_attributes(self._flag)
 
     def on_client_end(
         self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
     ) -> str | None:
-        end, start = span.end_time, span.start_time
-        if (
-            end is not None
-            and start is not None
-            and end - start >= self._threshold_ns
-            and is_db_client_span(SpanKind.CLIENT, attributes)
-        ):
+        if self._is_slow_statement(span, SpanKind.CLIENT, attributes):
             attributes.update(self._flag)
         return None
+
+    def _is_slow_statement(
+        self, span: ReadableSpan, kind: SpanKind, attributes: Mapping[str, AttributeValue]
+    ) -> bool:
+        end, start = span.end_time, span.start_time
+        if end is None or start is None or end - start < self._threshold_ns:
+            return False
+        return is_db_client_span(kind, attributes)

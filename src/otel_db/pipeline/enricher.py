@@ -58,9 +58,6 @@ class SpanEnricher:
     def on_end(self, draft: SpanDraft) -> None:
         """Called with the ended span's draft, before it is exported."""
 
-    #: ``on_client_end`` below, when the enricher has one (set by ``__init_subclass__``).
-    has_client_end: bool = False
-
     def on_client_end(
         self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
     ) -> str | None:
@@ -73,10 +70,6 @@ class SpanEnricher:
         span, a database statement that succeeded.
         """
         raise NotImplementedError
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.has_client_end = cls.on_client_end is not SpanEnricher.on_client_end
 
     def shutdown(self) -> None:
         """Release whatever the enricher holds."""

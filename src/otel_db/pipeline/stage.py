@@ -77,7 +77,7 @@ class HookTable:
             end=tuple(end_tables),
             client_lane=(
                 tuple((e.on_client_end, e.name, e.end_filter.min_duration_ns) for e in lane)
-                if lane and all(e.has_client_end for e in lane)
+                if lane and all(overrides(e, "on_client_end") for e in lane)
                 else None
             ),
         )
