@@ -286,7 +286,7 @@ def _checked_out(state: PoolState, pool: Any, connection: Any, started: float, b
 def hold(connection: Any) -> None:
     """``connection`` is held across statements (a ``WATCH`` pipeline, a
     ``single_connection_client``): make its checkout facts readable when a statement
-    starts on it (:data:`CHECKOUTS`, read by the pool-attributes enricher).
+    starts on it (:data:`CHECKOUTS`, read by the statement-site enricher).
 
     Registered on first use rather than at every checkout: most connections go back
     to the pool within the statement that took them.

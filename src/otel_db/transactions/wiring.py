@@ -31,16 +31,13 @@ def sqlalchemy_start_hooks(settings: Settings) -> list[Any]:
 
 def driver_enrichers(settings: Settings) -> list[SpanEnricher]:
     """Enrichers tagging DB-API and Redis statement spans (their spans come from contrib)."""
-    out: list[SpanEnricher] = []
-    if settings.pool_attributes:
-        from otel_db.enrichers.pool_attributes import PoolAttributes
+    if not (settings.pool_attributes or settings.transaction_spans):
+        return []
+    from otel_db.enrichers.statement_site import StatementSiteFacts
 
-        out.append(PoolAttributes())
-    if settings.transaction_spans:
-        from otel_db.enrichers.transaction_statements import TransactionStatements
-
-        out.append(TransactionStatements())
-    return out
+    return [
+        StatementSiteFacts(pool=settings.pool_attributes, transactions=settings.transaction_spans)
+    ]
 
 
 def holding_stage(settings: Settings, downstream: SpanProcessor) -> SpanProcessor:
