@@ -88,6 +88,45 @@ def test_statements_inside_a_transaction_span_count_for_the_application_span(pip
     assert attr.QUERY_COUNT not in transaction.attributes
 
 
+def test_a_transaction_begun_after_the_first_statements_still_counts_for_its_parent(pipeline):
+    # The later statements of an application span are counted through its id when
+    # they end; a transaction span begun then must still lead its statements there.
+    tracer, exporter, detector = pipeline
+    with tracer.start_as_current_span("job"):
+        _statement(tracer, "SELECT * FROM users WHERE id = 0")
+        _statement(tracer, "SELECT * FROM users WHERE id = 1")
+        with tracer.start_as_current_span(
+            "TRANSACTION",
+            kind=SpanKind.CLIENT,
+            attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.TRANSACTION_ID: "t1"},
+        ):
+            for n in range(2, 6):
+                _statement(tracer, f"SELECT * FROM users WHERE id = {n}")
+        _statement(tracer, "SELECT * FROM orders")
+    job = _by_name(exporter, "job")
+    assert job.attributes[attr.QUERY_COUNT] == 7
+    assert job.attributes[attr.N_PLUS_ONE_COUNT] == 6
+    flags = [s.attributes.get(attr.N_PLUS_ONE, False) for s in exporter.get_finished_spans()]
+    assert flags.count(True) == 2  # the 5th and 6th users query, one of them in the transaction
+    assert detector._parents == {} and detector._ancestors == {}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "worst"),
+    [(6, 7, "SELECT orders"), (7, 6, "SELECT users")],
+)
+def test_the_worst_repetition_names_the_query(pipeline, first, second, worst):
+    tracer, exporter, _ = pipeline
+    with tracer.start_as_current_span("job"):
+        for n in range(first):
+            _statement(tracer, f"SELECT * FROM users WHERE id = {n}")
+        for n in range(second):
+            _statement(tracer, f"SELECT * FROM orders WHERE id = {n}")
+    job = _by_name(exporter, "job")
+    assert job.attributes[attr.N_PLUS_ONE_QUERY] == worst
+    assert job.attributes[attr.N_PLUS_ONE_COUNT] == 7
+
+
 def test_redis_commands_on_different_keys_share_a_fingerprint(pipeline):
     tracer, exporter, _ = pipeline
     with tracer.start_as_current_span("worker"):

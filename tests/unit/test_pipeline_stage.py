@@ -5,13 +5,14 @@ import logging
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from otel_db import attributes as attr
 from otel_db.enrichers.n_plus_one import NPlusOneDetector
 from otel_db.enrichers.query_shape import QueryShapeEnricher
 from otel_db.enrichers.slow_query import SlowQueryRule
 from otel_db.instrumentation.parameter_capture import ContribParameterEnricher
+from otel_db.pipeline.db_span import SPAN_ID
 from otel_db.pipeline.deferred import DEFERRED, DeferredAttributes
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import EndFilter, SpanEnricher
@@ -33,6 +34,16 @@ def _db_span(tracer, duration_ns: int, **extra):
         attributes={attr.DB_SYSTEM_NAME: "postgresql", **extra},
     )
     span.end(end_time=1_000 + duration_ns)
+
+
+def test_span_id_is_read_where_the_span_context_keeps_it():
+    # The hot path indexes the SpanContext tuple instead of calling its property: an
+    # SDK that moves the field must fail here, not lose deferred attributes silently.
+    context = SpanContext(trace_id=0x1234, span_id=0xABCDEF, is_remote=False)
+    assert context[SPAN_ID] == context.span_id == 0xABCDEF
+    tracer, _ = _pipeline()
+    span = tracer.start_span("x")
+    assert span.get_span_context()[SPAN_ID] == span.get_span_context().span_id
 
 
 def test_unchanged_span_is_passed_through_without_a_copy():
@@ -151,16 +162,22 @@ class _Seen(SpanEnricher):
     def on_end(self, draft):
         self.seen.append(draft.span.name)
 
+    def on_client_end(self, span, span_id, attributes):
+        self.seen.append(span.name)
+        return None
+
 
 def test_end_filters_choose_the_spans_each_enricher_sees():
+    # Untroubled client spans take the client lane, the others a draft: both filter.
     every = _Seen("every", EndFilter())
     client = _Seen("client", EndFilter(client_only=True))
     troubled = _Seen("troubled", EndFilter(troubled_only=True))
     slow_client = _Seen("slow client", EndFilter(client_only=True, min_duration_ns=1_000))
-    tracer, _ = _pipeline(every, client, troubled, slow_client)
+    keyed = _Seen("keyed", EndFilter(requires="app.key"))
+    tracer, _ = _pipeline(every, client, troubled, slow_client, keyed)
 
-    def span(name, kind=SpanKind.INTERNAL, duration=10, failed=False, event=False):
-        live = tracer.start_span(name, kind=kind, start_time=1_000)
+    def span(name, kind=SpanKind.INTERNAL, duration=10, failed=False, event=False, **extra):
+        live = tracer.start_span(name, kind=kind, start_time=1_000, attributes=extra)
         if failed:
             live.set_status(Status(StatusCode.ERROR, "boom"))
         if event:
@@ -173,6 +190,8 @@ def test_end_filters_choose_the_spans_each_enricher_sees():
     span("client failed", SpanKind.CLIENT, failed=True)
     span("internal event", event=True)
     span("server failed", SpanKind.SERVER, failed=True)
+    span("client keyed", SpanKind.CLIENT, **{"app.key": 1})
+    span("internal keyed", **{"app.key": 1})
 
     assert every.seen == [
         "internal",
@@ -181,10 +200,13 @@ def test_end_filters_choose_the_spans_each_enricher_sees():
         "client failed",
         "internal event",
         "server failed",
+        "client keyed",
+        "internal keyed",
     ]
-    assert client.seen == ["client fast", "client slow", "client failed"]
+    assert client.seen == ["client fast", "client slow", "client failed", "client keyed"]
     assert troubled.seen == ["client failed", "internal event", "server failed"]
     assert slow_client.seen == ["client slow"]
+    assert keyed.seen == ["client keyed", "internal keyed"]
 
 
 class _DraftOnly(SpanEnricher):
@@ -237,6 +259,26 @@ def test_client_lane_exports_what_the_draft_path_exports():
     assert all("db.statement.parameters" not in a for a in statements)
     assert all(a["db.query.parameter.0"] == "1" for a in statements)
     assert lane[-1][1][attr.QUERY_COUNT] == 7
+
+
+def test_client_lane_leaves_the_applications_span_as_it_was():
+    # The lane enriches the ReadableSpan the SDK made for its processors, in place:
+    # the application's own span object keeps its text, literal included, and its name.
+    tracer, exporter = _pipeline(QueryShapeEnricher(sanitize=True))
+    text = "SELECT * FROM orders WHERE id = 42"
+    live = tracer.start_span(
+        "q",
+        kind=SpanKind.CLIENT,
+        attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.DB_QUERY_TEXT: text},
+    )
+    live.end()
+    (exported,) = exporter.get_finished_spans()
+    assert exported is not live
+    assert exported.name == "SELECT orders"
+    assert exported.attributes[attr.DB_QUERY_TEXT] == "SELECT * FROM orders WHERE id = ?"
+    assert live.name == "q"
+    assert live.attributes[attr.DB_QUERY_TEXT] == text
+    assert attr.QUERY_FINGERPRINT not in live.attributes
 
 
 def test_client_lane_contains_a_failing_hook(caplog):

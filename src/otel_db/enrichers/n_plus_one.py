@@ -24,6 +24,7 @@ when the span ends.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
-from otel_db.pipeline.db_span import db_system
+from otel_db.pipeline.db_span import SPAN_ID, db_system
 from otel_db.pipeline.draft import SpanDraft, plain_attributes
 from otel_db.pipeline.enricher import SpanEnricher
 
@@ -47,6 +48,9 @@ MAX_TRACKED_PARENTS: Final = 4096
 #: Distinct fingerprints counted per parent; further ones only add to the total.
 MAX_FINGERPRINTS_PER_PARENT: Final = 256
 
+_FINGERPRINT: Final = attr.QUERY_FINGERPRINT
+_CLIENT: Final = SpanKind.CLIENT
+_N_PLUS_ONE: Final = attr.N_PLUS_ONE
 _FLAGGED: Final[Mapping[str, AttributeValue]] = {attr.N_PLUS_ONE: True}
 
 
@@ -58,7 +62,15 @@ def _is_database_or_transaction(span: Span) -> bool:
 
 
 class _ParentCounts:
-    __slots__ = ("by_fingerprint", "detected_count", "detected_query", "live", "span", "total")
+    __slots__ = (
+        "by_fingerprint",
+        "detected_count",
+        "detected_fingerprint",
+        "detected_query",
+        "live",
+        "span",
+        "total",
+    )
 
     def __init__(self, span: Span) -> None:
         self.span = span  # the live application span these counts belong to
@@ -66,6 +78,9 @@ class _ParentCounts:
         self.total = 0
         self.by_fingerprint: dict[str, int] = {}
         self.detected_count = 0
+        # The worst repetition's fingerprint (the object: the same query's fingerprint
+        # is one cached string) and its query.
+        self.detected_fingerprint: str | None = None
         self.detected_query = ""
 
     def attributes(self) -> dict[str, AttributeValue]:
@@ -101,6 +116,8 @@ class NPlusOneDetector(SpanEnricher):
 
     def __init__(self, threshold: int) -> None:
         self.threshold = int(threshold)
+        # The repetition that flags a statement (never, when detection is off).
+        self._flag_at = self.threshold if self.threshold > 0 else sys.maxsize
         # A statement's application span, or its counts once it has some (the
         # statements after the first then count without looking the parent up again).
         self._ancestors: dict[int, Span | _ParentCounts] = {}
@@ -112,27 +129,31 @@ class NPlusOneDetector(SpanEnricher):
         # Only client spans are counted or stand between a statement and its
         # application span (transactions), and only under a parent: every other span
         # is done here.
-        if span.kind is not SpanKind.CLIENT:
-            return
-        parent_span_context = span.parent
-        if parent_span_context is None:
+        try:  # the SDK's Span: its fields (its properties cost more than this hook)
+            kind, parent_span_context = span._kind, span._parent
+        except AttributeError:
+            kind, parent_span_context = span.kind, span.parent
+        if kind is not _CLIENT or parent_span_context is None:
             return
         # The second and later statements under one application span: it already has
-        # counts, so it is known to be an application span (no context or attribute reads).
-        ancestor: Span | _ParentCounts | None = self._parents.get(parent_span_context.span_id)
-        if ancestor is None:
-            parent = trace.get_current_span(parent_context)
-            # The exact-type test first: an ABC isinstance check costs ~1 us.
-            if (type(parent) is not Span and not isinstance(parent, Span)) or not (
-                parent.is_recording()
-            ):
-                return
-            # A statement inside a transaction span counts for the span above it.
-            ancestor = (
-                self._ancestors.get(parent.context.span_id)
-                if _is_database_or_transaction(parent)
-                else parent
-            )
+        # counts, and the statement is counted through its parent's id when it ends
+        # (nothing to look up or remember now).
+        if parent_span_context[SPAN_ID] in self._parents:
+            return
+        parent = trace.get_current_span(parent_context)
+        # The exact-type test first: an ABC isinstance check costs ~1 us.
+        if (type(parent) is not Span and not isinstance(parent, Span)) or not (
+            parent.is_recording()
+        ):
+            return
+        ancestor: Span | _ParentCounts | None = parent
+        if _is_database_or_transaction(parent):
+            # A statement inside a transaction span counts for the span above it: the
+            # one remembered for the transaction span, or, when that one already had
+            # counts as the transaction started, those counts.
+            ancestor = self._ancestors.get(parent.context.span_id)
+            if ancestor is None and parent.parent is not None:
+                ancestor = self._parents.get(parent.parent.span_id)
             if ancestor is None:
                 return
         ancestors = self._ancestors
@@ -142,36 +163,66 @@ class NPlusOneDetector(SpanEnricher):
             ancestors[span.context.span_id] = ancestor
 
     def on_end(self, draft: SpanDraft) -> None:
-        updates = self._finish(draft.span_id, draft.kind is SpanKind.CLIENT, draft.attributes)
+        parent = draft.span.parent
+        updates = self._finish(
+            draft.span_id,
+            parent.span_id if parent is not None else None,
+            draft.kind is SpanKind.CLIENT,
+            draft.attributes,
+        )
         if updates:
             draft.set_attributes(updates)
 
     def on_client_end(
         self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
     ) -> str | None:
-        updates = self._finish(span_id, True, attributes)
-        if updates:
-            attributes.update(updates)
+        parent = span._parent  # the lane's span is the SDK's ReadableSpan: its field
+        parent_id = parent[SPAN_ID] if parent is not None else None
+        parents = self._parents
+        counts = parents.get(parent_id)  # type: ignore[arg-type]
+        fingerprint = attributes.get(_FINGERPRINT)
+        if (
+            counts is None
+            or type(fingerprint) is not str
+            or span_id in parents
+            or span_id in self._ancestors
+        ):
+            updates = self._finish(span_id, parent_id, True, attributes)
+            if updates:
+                attributes.update(updates)
+            return None
+        # The commonest statement: a later one under a parent that has counts, and
+        # neither remembered nor a parent itself.
+        with self._lock:
+            flagged = self._count_locked(attributes, counts, fingerprint)
+        if flagged:
+            attributes[_N_PLUS_ONE] = True
         return None
 
     def _finish(
-        self, span_id: int, client: bool, attributes: Mapping[str, AttributeValue]
+        self,
+        span_id: int,
+        parent_id: int | None,
+        client: bool,
+        attributes: Mapping[str, AttributeValue],
     ) -> Mapping[str, AttributeValue] | None:
         """Counts the ended span if it is a statement, and drops what was kept for it;
         what it gets: the N+1 flag, and its own counts if it was a parent."""
-        if span_id not in self._ancestors and span_id not in self._parents:
+        ancestors, parents = self._ancestors, self._parents
+        if span_id not in ancestors and span_id not in parents and parent_id not in parents:
             return None  # neither counted nor counting: most spans, without the lock
-        fingerprint = attributes.get(attr.QUERY_FINGERPRINT)
-        countable = isinstance(fingerprint, str) and client
+        fingerprint = attributes.get(_FINGERPRINT) if client else None
         flagged = False
         with self._lock:  # once per span: both pops and the count
-            ancestor = self._ancestors.pop(span_id, None)
+            # Remembered at start or, for a later statement under a parent with counts,
+            # those counts (while the parent is open).
+            ancestor = ancestors.pop(span_id, None) or parents.get(parent_id)  # type: ignore[arg-type]
             # This span may itself be a parent: its counts end with it.
-            counts = self._parents.pop(span_id, None)
+            counts = parents.pop(span_id, None)
             if counts is not None:
                 counts.live = False
-            if ancestor is not None and countable:
-                flagged = self._count_locked(attributes, ancestor, fingerprint)  # type: ignore[arg-type]
+            if ancestor is not None and type(fingerprint) is str:
+                flagged = self._count_locked(attributes, ancestor, fingerprint)
         if counts is None:
             return _FLAGGED if flagged else None
         updates = counts.attributes()
@@ -186,39 +237,47 @@ class NPlusOneDetector(SpanEnricher):
         fingerprint: str,
     ) -> bool:
         """Counts the statement for its application span; whether it is part of an N+1 run."""
-        if type(ancestor) is _ParentCounts:
-            if ancestor.live:
-                counts: _ParentCounts | None = ancestor
-            else:  # ended or evicted: as if only the parent span were known
-                return self._count_locked(attributes, ancestor.span, fingerprint)
+        if type(ancestor) is _ParentCounts and ancestor.live:
+            counts: _ParentCounts | None = ancestor
         else:
-            parent: Span = ancestor  # type: ignore[assignment]
-            parent_id = parent.context.span_id
-            counts = self._parents.get(parent_id)
+            counts = self._counts_for_locked(ancestor)
             if counts is None:
-                # The parent ended first (fire-and-forget work): its counts are written.
-                # Checked under the lock its own on_end takes, so nothing is left behind.
-                if not parent.is_recording():
-                    return False
-                if len(self._parents) >= MAX_TRACKED_PARENTS:
-                    self._parents.pop(next(iter(self._parents))).live = False
-                counts = self._parents[parent_id] = _ParentCounts(parent)
+                return False
         counts.total += 1
-        seen = counts.by_fingerprint.get(fingerprint)
-        if seen is not None or len(counts.by_fingerprint) < MAX_FINGERPRINTS_PER_PARENT:
-            seen = (seen or 0) + 1
-            counts.by_fingerprint[fingerprint] = seen
-        if self.threshold <= 0 or seen is None or seen < self.threshold:
+        by_fingerprint = counts.by_fingerprint
+        seen = by_fingerprint.get(fingerprint, 0) + 1
+        if seen == 1 and len(by_fingerprint) >= MAX_FINGERPRINTS_PER_PARENT:
+            return False  # only added to the total
+        by_fingerprint[fingerprint] = seen
+        if seen < self._flag_at:
             return False
         if seen > counts.detected_count:  # the worst repetition so far names the query
             counts.detected_count = seen
-            # The summary when it names a target ("SELECT users"); a bare "SELECT"
-            # says less than the (already sanitized) text.
-            summary = attributes.get(attr.DB_QUERY_SUMMARY)
-            query = summary if isinstance(summary, str) and " " in summary else None
-            query = query or attributes.get(attr.DB_QUERY_TEXT) or summary
-            counts.detected_query = str(query or fingerprint)
+            if fingerprint is not counts.detected_fingerprint:
+                counts.detected_fingerprint = fingerprint
+                # The summary when it names a target ("SELECT users"); a bare "SELECT"
+                # says less than the (already sanitized) text.
+                summary = attributes.get(attr.DB_QUERY_SUMMARY)
+                query = summary if isinstance(summary, str) and " " in summary else None
+                query = query or attributes.get(attr.DB_QUERY_TEXT) or summary
+                counts.detected_query = str(query or fingerprint)
         return True
+
+    def _counts_for_locked(self, ancestor: Span | _ParentCounts) -> _ParentCounts | None:
+        """The live counts of the application span ``ancestor`` (or whose counts it is,
+        once they ended or were evicted), made on its first statement."""
+        parent: Span = ancestor.span if type(ancestor) is _ParentCounts else ancestor  # type: ignore[assignment]
+        parent_id = parent.context.span_id
+        counts = self._parents.get(parent_id)
+        if counts is None:
+            # The parent ended first (fire-and-forget work): its counts are written.
+            # Checked under the lock its own on_end takes, so nothing is left behind.
+            if not parent.is_recording():
+                return None
+            if len(self._parents) >= MAX_TRACKED_PARENTS:
+                self._parents.pop(next(iter(self._parents))).live = False
+            counts = self._parents[parent_id] = _ParentCounts(parent)
+        return counts
 
     def publish(self, span: Span) -> None:
         """Write the counts kept for the still-open ``span`` on it (see publish_counts)."""

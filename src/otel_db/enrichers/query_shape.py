@@ -107,62 +107,67 @@ class QueryShapeEnricher(SpanEnricher):
         self._results: dict[tuple[object, ...], _Result] = {}
 
     def on_end(self, draft: SpanDraft) -> None:
+        # Client spans that are not the lane's (failed ones, or another SDK's spans):
+        # the same work on the draft's copy of the attributes.
         if draft.kind is not _CLIENT:
             return
-        result = self._result(draft.attributes)
-        if result is None:
-            return
-        updates, name = result
-        if updates:
-            draft.set_attributes(updates)
+        attributes = dict(draft.attributes)
+        name = self.on_client_end(draft.span, draft.span_id, attributes)
+        if attributes != draft.attributes:  # (a span left as it was is not copied)
+            draft.set_attributes(attributes)
         if name and name != draft.span.name:
             draft.rename(name)
 
     def on_client_end(
         self, span: ReadableSpan, span_id: int, attributes: dict[str, AttributeValue]
     ) -> str | None:
-        result = self._result(attributes)
-        if result is None:
-            return None
-        updates, name = result
-        if updates:
-            attributes.update(updates)
-        return name
-
-    def _result(self, attributes: Mapping[str, AttributeValue]) -> _Result | None:
-        """What to add to a client span with ``attributes``, and its name (remembered)."""
         get = attributes.get
-        system = get(_SYSTEM)  # db_system(), inlined: this runs for every client span
-        if system is None:
-            system = get(_LEGACY_SYSTEM)
-        if not isinstance(system, str):
-            return None
-        text, legacy_text = get(_TEXT), get(_LEGACY_TEXT)
         key: tuple[object, ...] | None = (
-            system == _REDIS,
-            text,
-            legacy_text,
+            get(_SYSTEM),
+            get(_LEGACY_SYSTEM),
+            get(_TEXT),
+            get(_LEGACY_TEXT),
             get(_COLLECTION),
             get(_OPERATION),
             get(_NAMESPACE),
             get(_LEGACY_NAMESPACE),
         )
-        if (isinstance(text, str) and len(text) > SMALL_STATEMENT_CHARS) or (
-            isinstance(legacy_text, str) and len(legacy_text) > SMALL_STATEMENT_CHARS
-        ):
-            key = None  # long texts are not kept here (they stay bounded in analysis)
         try:
-            result = self._results.get(key) if key is not None else None
+            result = self._results.get(key)  # type: ignore[arg-type]
         except TypeError:  # a sequence-valued attribute: not worth remembering
             key, result = None, None
         if result is None:
-            # Nothing to analyse (a transaction or connection span) is remembered too.
-            result = self._analyse(system, attributes) or _NOTHING
-            if key is not None:
-                results = self._results
-                if len(results) >= MAX_CACHED_RESULTS:
-                    results.clear()  # a workload past this many shapes is not repeating
-                results[key] = result
+            result = self._first_seen(key, attributes)
+            if result is None:
+                return None
+        updates, name = result
+        if updates:
+            attributes.update(updates)
+        return name
+
+    def _first_seen(
+        self, key: tuple[object, ...] | None, attributes: Mapping[str, AttributeValue]
+    ) -> _Result | None:
+        """What to add to a client span with ``attributes``, and its name, for a
+        combination (``key``) not remembered: analysed, and remembered unless its text
+        is long."""
+        get = attributes.get
+        system = get(_SYSTEM)  # db_system(), inlined
+        if system is None:
+            system = get(_LEGACY_SYSTEM)
+        if not isinstance(system, str):
+            return None
+        # Nothing to analyse (a transaction or connection span) is remembered too.
+        result = self._analyse(system, attributes) or _NOTHING
+        text, legacy_text = get(_TEXT), get(_LEGACY_TEXT)
+        if key is not None and not (
+            (isinstance(text, str) and len(text) > SMALL_STATEMENT_CHARS)
+            or (isinstance(legacy_text, str) and len(legacy_text) > SMALL_STATEMENT_CHARS)
+        ):  # long texts are not kept here (they stay bounded in analysis)
+            results = self._results
+            if len(results) >= MAX_CACHED_RESULTS:
+                results.clear()  # a workload past this many shapes is not repeating
+            results[key] = result
         return result
 
     def _analyse(self, system: str, attributes: Mapping[str, AttributeValue]) -> _Result | None:

@@ -83,7 +83,8 @@ class ContribParameterEnricher(SpanEnricher):
     """Rewrites contrib's ``db.statement.parameters`` into ``db.query.parameter.<key>``."""
 
     name = "parameter-capture"
-    end_filter = EndFilter(client_only=True)  # contrib writes it on its statement spans
+    # contrib writes it on its statement spans, when the application asked it to.
+    end_filter = EndFilter(client_only=True, requires=CONTRIB_PARAMETERS_ATTRIBUTE)
 
     def __init__(self, capture: bool) -> None:
         self.capture = capture

@@ -29,7 +29,9 @@ MAX_PENDING: Final = 8192
 
 class DeferredAttributes:
     def __init__(self, capacity: int = MAX_PENDING) -> None:
-        self._pending: dict[int, dict[str, AttributeValue]] = {}
+        #: Span id -> attributes. The stage pops from it directly on its hottest path,
+        #: so it is cleared, never replaced.
+        self.pending: dict[int, dict[str, AttributeValue]] = {}
         self._capacity = capacity
         self._consumers = 0
         self._lock = threading.Lock()
@@ -44,7 +46,7 @@ class DeferredAttributes:
             span.set_attributes(attributes)
             return
         key = span.get_span_context().span_id
-        pending = self._pending
+        pending = self.pending
         found = pending.get(key)
         if found is not None:
             found.update(attributes)
@@ -57,7 +59,7 @@ class DeferredAttributes:
 
     def take(self, span_id: int) -> dict[str, AttributeValue] | None:
         """The attributes deferred for the ending span, removed from here."""
-        return self._pending.pop(span_id, None) if self._pending else None
+        return self.pending.pop(span_id, None) if self.pending else None
 
     def consumer_started(self) -> None:
         with self._lock:
@@ -67,10 +69,10 @@ class DeferredAttributes:
         with self._lock:
             self._consumers = max(0, self._consumers - 1)
             if not self._consumers:
-                self._pending.clear()
+                self.pending.clear()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self.pending)
 
 
 #: The process's one registry: hooks and stages of every pipeline share it.

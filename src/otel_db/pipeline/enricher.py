@@ -26,6 +26,8 @@ class EndFilter:
     troubled_only: bool = False
     #: Only spans that lasted at least this long (0: any).
     min_duration_ns: int = 0
+    #: Only spans that carry this attribute (None: any).
+    requires: str | None = None
 
 
 EVERY_SPAN = EndFilter()

@@ -5,30 +5,38 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.db_span import SPAN_ID
 from otel_db.pipeline.deferred import DEFERRED
-from otel_db.pipeline.draft import SpanDraft, plain_attributes
-from otel_db.pipeline.enricher import SpanEnricher, overrides
+from otel_db.pipeline.draft import SpanDraft
+from otel_db.pipeline.enricher import EndFilter, SpanEnricher, overrides
+from otel_db.pipeline.transaction_holding import TransactionHoldingStage
 
 _CLIENT = SpanKind.CLIENT
 _ERROR = StatusCode.ERROR
 
 StartHook = tuple[Callable[[Span, "Context | None"], None], str]
-EndHook = tuple[Callable[[SpanDraft], None], str, int]  # (on_end, name, min duration ns)
+# (on_end, name, min duration ns, required attribute): see EndFilter.
+EndHook = tuple[Callable[[SpanDraft], None], str, int, "str | None"]
 ClientHook = tuple[
-    Callable[[ReadableSpan, int, "dict[str, AttributeValue]"], "str | None"], str, int
+    Callable[[ReadableSpan, int, "dict[str, AttributeValue]"], "str | None"],
+    str,
+    int,
+    "str | None",
 ]
-_CLIENT_UNTROUBLED = 2
+_TRANSACTION_ID = attr.TRANSACTION_ID
+_PENDING = DEFERRED.pending  # the deferred attributes by span id (DEFERRED.take, inlined)
 
 
 def _sort(span: ReadableSpan) -> tuple[int, int, int]:
-    """(span id, ``2 * client + troubled``, duration in ns) of an ended span that is not
-    the SDK's own ``ReadableSpan`` (that one is read from its fields in ``on_end``).
+    """(span id, ``2 * client + troubled``, duration in ns) of an ended span.
 
     Troubled: an ERROR status or any event (an exception recorded without setting the
     status).
@@ -38,6 +46,10 @@ def _sort(span: ReadableSpan) -> tuple[int, int, int]:
     troubled = status.status_code is _ERROR or bool(span.events)
     duration = end - start if start is not None and end is not None else 0
     return context.span_id, (2 if kind is _CLIENT else 0) + troubled, duration
+
+
+def _gates(end_filter: EndFilter) -> tuple[int, str | None]:
+    return end_filter.min_duration_ns, end_filter.requires
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class HookTable:
             for troubled in (False, True):
                 end_tables.append(
                     tuple(
-                        (e.on_end, e.name, e.end_filter.min_duration_ns)
+                        (e.on_end, e.name, *_gates(e.end_filter))
                         for e in ends
                         if (client or not e.end_filter.client_only)
                         and (troubled or not e.end_filter.troubled_only)
@@ -76,7 +88,7 @@ class HookTable:
             start_other=tuple((e.on_start, e.name) for e in starts if not e.starts_client_only),
             end=tuple(end_tables),
             client_lane=(
-                tuple((e.on_client_end, e.name, e.end_filter.min_duration_ns) for e in lane)
+                tuple((e.on_client_end, e.name, *_gates(e.end_filter)) for e in lane)
                 if lane and all(overrides(e, "on_client_end") for e in lane)
                 else None
             ),
@@ -90,61 +102,118 @@ class EnrichmentStage(SpanProcessor):
     This is a wrapper, not a sibling processor: the SDK gives every processor the same
     frozen span, so the only way for end-of-span facts (duration, outcome) to reach the
     exporters is to build the span they receive.
+
+    When ``downstream`` is the transaction holding stage, only spans that carry a
+    transaction id go through it; every other span (and every span start) goes straight
+    to the processor behind it, which is where the holding stage would pass it.
     """
 
     def __init__(self, enrichers: Sequence[SpanEnricher], downstream: SpanProcessor) -> None:
         self.enrichers = tuple(enrichers)
         self.downstream = downstream
+        self._holding = downstream if isinstance(downstream, TransactionHoldingStage) else None
         self._hooks = HookTable.of(self.enrichers)
         self._stopped = False
         DEFERRED.consumer_started()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         hooks = self._hooks
-        for on_start, name in hooks.start_client if span.kind is _CLIENT else hooks.start_other:
+        try:
+            client = span._kind is _CLIENT  # the SDK's Span: its field, not the property
+        except AttributeError:
+            client = span.kind is _CLIENT
+        for on_start, name in hooks.start_client if client else hooks.start_other:
             try:
                 on_start(span, parent_context)
             except Exception as error:
                 FAILURES.report(f"enricher {name} (span start)", error)
-        self.downstream.on_start(span, parent_context=parent_context)
+        # Where a span that waits for no transaction goes (the holding stage's
+        # downstream is read each time: it is the holding stage's to change).
+        holding = self._holding
+        (self.downstream if holding is None else holding.downstream).on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        hooks = self._hooks
+        lane = self._hooks.client_lane
+        receiver: SpanProcessor | None = None
         try:
-            if type(span) is ReadableSpan:
+            if lane is not None and type(span) is ReadableSpan:
                 # The SDK's own ended span, read from its fields: through the public
                 # properties this costs more than most enrichers do. The SDK's
                 # BoundedList answers len() in Python; its deque in C.
-                fields = span.__dict__
-                start, end = fields["_start_time"], fields["_end_time"]
-                events = fields["_events"]
-                sort = (2 if fields["_kind"] is _CLIENT else 0) + (
-                    fields["_status"].status_code is _ERROR or bool(getattr(events, "_dq", events))
-                )
-                span_id = fields["_context"].span_id
-                duration = end - start if start is not None and end is not None else 0
-            else:
-                span_id, sort, duration = _sort(span)
+                events = span._events
+                if (
+                    span._kind is _CLIENT
+                    and span._status.status_code is not _ERROR
+                    and not getattr(events, "_dq", events)
+                ):
+                    receiver = self._client_lane(span, lane)
+        except Exception as error:
+            FAILURES.report("enriching a client span", error)
+            receiver = self.downstream
+        if receiver is None:
+            self._end_with_draft(span)
+        else:
+            receiver.on_end(span)
+
+    def _client_lane(self, span: ReadableSpan, hooks: tuple[ClientHook, ...]) -> SpanProcessor:
+        """Enriches the SDK's ended, untroubled client span in place (no draft); returns
+        the processor it goes to.
+
+        In place: this ``ReadableSpan`` is the one the SDK made for its processors when
+        the span ended, not the application's span, whose own attributes and name stay
+        as they were. The attributes are a new dict (the stored one is shared with the
+        application's span).
+        """
+        span_id = span._context[SPAN_ID]
+        stored = span._attributes
+        attributes = dict(stored._dict if type(stored) is BoundedAttributes else (stored or {}))
+        pending = _PENDING
+        if pending:
+            deferred = pending.pop(span_id, None)
+            if deferred:
+                attributes.update(deferred)
+        duration = span._end_time - span._start_time  # type: ignore[operator]
+        name = None
+        for on_client_end, hook_name, min_duration_ns, required in hooks:
+            # (Most hooks have neither gate: two falsy tests, then the call.)
+            if (min_duration_ns and duration < min_duration_ns) or (
+                required and required not in attributes
+            ):
+                continue
+            try:
+                renamed = on_client_end(span, span_id, attributes)
+            except Exception as error:
+                FAILURES.report(f"enricher {hook_name} (span end)", error)
+                continue
+            if renamed is not None:
+                name = renamed
+        span._attributes = attributes
+        if name is not None:
+            span._name = name
+        holding = self._holding
+        if holding is None:
+            return self.downstream
+        # Only a span with a transaction id can wait for an outcome (the holding stage
+        # decides whether it does).
+        return holding if _TRANSACTION_ID in attributes else holding.downstream
+
+    def _end_with_draft(self, span: ReadableSpan) -> None:
+        """Any other ended span: the enrichers its sort concerns, through a draft."""
+        hooks = self._hooks
+        try:
+            span_id, sort, duration = _sort(span)
         except Exception as error:  # a span that cannot be sorted gets every hook
             FAILURES.report("sorting an ended span", error)
             context = getattr(span, "context", None)
             span_id, sort, duration = getattr(context, "span_id", 0), 3, 0
         deferred = DEFERRED.take(span_id)
-        lane = hooks.client_lane
-        if sort == _CLIENT_UNTROUBLED and lane is not None and type(span) is ReadableSpan:
-            try:
-                span = _client_lane(span, span_id, duration, deferred, lane)
-            except Exception as error:
-                FAILURES.report("rebuilding an enriched span", error)
-            self.downstream.on_end(span)
-            return
         chosen = hooks.end[sort]
         if chosen or deferred:
             draft = SpanDraft(span, span_id, _CLIENT if sort >= 2 else span.kind)
             if deferred:
                 draft.set_attributes(deferred)
-            for on_end, name, min_duration_ns in chosen:
-                if duration < min_duration_ns:
+            for on_end, name, min_duration_ns, required in chosen:
+                if duration < min_duration_ns or (required and required not in draft.attributes):
                     continue
                 try:
                     on_end(draft)
@@ -171,37 +240,5 @@ class EnrichmentStage(SpanProcessor):
         return self.downstream.force_flush(timeout_millis)
 
     def _on_ending(self, span: Span) -> None:
-        self.downstream._on_ending(span)
-
-
-def _client_lane(
-    span: ReadableSpan,
-    span_id: int,
-    duration: int,
-    deferred: dict[str, AttributeValue] | None,
-    hooks: tuple[ClientHook, ...],
-) -> ReadableSpan:
-    """The SDK's ended client span, rebuilt with what ``hooks`` changed (no draft)."""
-    fields = span.__dict__
-    attributes = dict(plain_attributes(span))
-    if deferred:
-        attributes.update(deferred)
-    name = None
-    for on_client_end, hook_name, min_duration_ns in hooks:
-        if duration < min_duration_ns:
-            continue
-        try:
-            renamed = on_client_end(span, span_id, attributes)
-        except Exception as error:
-            FAILURES.report(f"enricher {hook_name} (span end)", error)
-            continue
-        if renamed is not None:
-            name = renamed
-    # Its event and link lists never change again: shared, as SpanDraft.build does.
-    rebuilt = ReadableSpan.__new__(ReadableSpan)
-    rebuilt_fields = rebuilt.__dict__
-    rebuilt_fields.update(fields)
-    rebuilt_fields["_attributes"] = attributes
-    if name is not None:
-        rebuilt_fields["_name"] = name
-    return rebuilt
+        holding = self._holding
+        (self.downstream if holding is None else holding.downstream)._on_ending(span)
