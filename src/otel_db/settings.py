@@ -162,6 +162,9 @@ _current_lock = threading.Lock()
 def current_settings() -> Settings:
     """The process's settings, parsed from ``os.environ`` once so each warning shows once."""
     global _current
+    found = _current  # set once: read without the lock on the hot path
+    if found is not None:
+        return found
     with _current_lock:
         if _current is None:
             _current = Settings.from_env()

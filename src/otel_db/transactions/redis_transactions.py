@@ -25,7 +25,6 @@ attributes, id (its span id), outcome, statement count and error status.
 
 from __future__ import annotations
 
-import contextlib
 from contextvars import ContextVar
 from typing import Any
 
@@ -170,7 +169,10 @@ def end(transaction: RedisTransaction | None, error: BaseException | None) -> No
     try:
         span = transaction.span
         try:
-            outcome, marked = outcome_of(error)
+            if error is None:
+                outcome, marked = _COMMITTED, None
+            else:
+                outcome, marked = outcome_of(error)
             if span.is_recording():
                 write_transaction_end(
                     span, transaction.id, transaction.statement_count, outcome, marked
@@ -179,8 +181,10 @@ def end(transaction: RedisTransaction | None, error: BaseException | None) -> No
             # execute() runs between begin() and end() in one context (one thread or one
             # task): the token is this context's, and resetting it also drops any
             # context an inner layer attached and left behind.
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 - hot path: no context manager object per call
                 context_api.detach(transaction.token)
+            except Exception:  # another context: nothing to restore
+                pass
             span.end()
     except Exception as failure:
         FAILURES.report("redis transaction end", failure)
