@@ -39,11 +39,18 @@ def _sort(span: ReadableSpan) -> tuple[int, int, int]:
     """(span id, ``2 * client + troubled``, duration in ns) of an ended span.
 
     Troubled: an ERROR status or any event (an exception recorded without setting the
-    status).
+    status). The SDK's own ended span is read from its fields: through the public
+    properties (``events`` copies the list) this costs more than most enrichers do.
     """
-    context, kind, status = span.context, span.kind, span.status
-    start, end = span.start_time, span.end_time
-    troubled = status.status_code is _ERROR or bool(span.events)
+    if type(span) is ReadableSpan:
+        context, kind, status = span._context, span._kind, span._status
+        # The SDK's BoundedList answers len() in Python; its deque in C.
+        events = getattr(span._events, "_dq", span._events)
+        start, end = span._start_time, span._end_time
+    else:
+        context, kind, status, events = span.context, span.kind, span.status, span.events
+        start, end = span.start_time, span.end_time
+    troubled = status.status_code is _ERROR or bool(events)
     duration = end - start if start is not None and end is not None else 0
     return context.span_id, (2 if kind is _CLIENT else 0) + troubled, duration
 
