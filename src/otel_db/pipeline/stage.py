@@ -141,19 +141,62 @@ class EnrichmentStage(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         lane = self._hooks.client_lane
-        receiver: SpanProcessor | None = None
         try:
-            if lane is not None and type(span) is ReadableSpan:
-                # The SDK's own ended span, read from its fields: through the public
-                # properties this costs more than most enrichers do. The SDK's
-                # BoundedList answers len() in Python; its deque in C.
-                events = span._events
-                if (
-                    span._kind is _CLIENT
-                    and span._status.status_code is not _ERROR
-                    and not getattr(events, "_dq", events)
-                ):
-                    receiver = self._client_lane(span, lane)
+            # The client lane: the SDK's own ended client span, without failure or
+            # events, when every hook for such spans has an ``on_client_end``. It is
+            # read from its fields (through the public properties this costs more than
+            # most enrichers do; the SDK's BoundedList answers len() in Python, its
+            # deque in C) and enriched in place: this ``ReadableSpan`` is the one the
+            # SDK made for its processors as the span ended, not the application's
+            # span, whose own attributes and name stay as they were.
+            if (
+                lane is None
+                or type(span) is not ReadableSpan
+                or span._kind is not _CLIENT
+                or span._status.status_code is _ERROR
+                or getattr(span._events, "_dq", span._events)
+            ):
+                receiver = None
+            else:
+                span_id = span._context[SPAN_ID]
+                stored = span._attributes
+                # A new dict: the stored one is shared with the application's span.
+                attributes = dict(
+                    stored._dict if type(stored) is BoundedAttributes else (stored or {})
+                )
+                pending = _PENDING
+                if pending:
+                    deferred = pending.pop(span_id, None)
+                    if deferred:
+                        attributes.update(deferred)
+                duration = span._end_time - span._start_time  # type: ignore[operator]
+                name = None
+                for on_client_end, hook_name, min_duration_ns, required in lane:
+                    # (Most hooks have neither gate: two falsy tests, then the call.)
+                    if (min_duration_ns and duration < min_duration_ns) or (
+                        required and required not in attributes
+                    ):
+                        continue
+                    try:
+                        renamed = on_client_end(span, span_id, attributes)
+                    except Exception as error:
+                        FAILURES.report(f"enricher {hook_name} (span end)", error)
+                        continue
+                    if renamed is not None:
+                        name = renamed
+                span._attributes = attributes
+                if name is not None:
+                    span._name = name
+                holding = self._holding
+                # Only a span with a transaction id can wait for an outcome (the
+                # holding stage decides whether it does).
+                receiver = (
+                    self.downstream
+                    if holding is None
+                    else holding
+                    if _TRANSACTION_ID in attributes
+                    else holding.downstream
+                )
         except Exception as error:
             FAILURES.report("enriching a client span", error)
             receiver = self.downstream
@@ -161,48 +204,6 @@ class EnrichmentStage(SpanProcessor):
             self._end_with_draft(span)
         else:
             receiver.on_end(span)
-
-    def _client_lane(self, span: ReadableSpan, hooks: tuple[ClientHook, ...]) -> SpanProcessor:
-        """Enriches the SDK's ended, untroubled client span in place (no draft); returns
-        the processor it goes to.
-
-        In place: this ``ReadableSpan`` is the one the SDK made for its processors when
-        the span ended, not the application's span, whose own attributes and name stay
-        as they were. The attributes are a new dict (the stored one is shared with the
-        application's span).
-        """
-        span_id = span._context[SPAN_ID]
-        stored = span._attributes
-        attributes = dict(stored._dict if type(stored) is BoundedAttributes else (stored or {}))
-        pending = _PENDING
-        if pending:
-            deferred = pending.pop(span_id, None)
-            if deferred:
-                attributes.update(deferred)
-        duration = span._end_time - span._start_time  # type: ignore[operator]
-        name = None
-        for on_client_end, hook_name, min_duration_ns, required in hooks:
-            # (Most hooks have neither gate: two falsy tests, then the call.)
-            if (min_duration_ns and duration < min_duration_ns) or (
-                required and required not in attributes
-            ):
-                continue
-            try:
-                renamed = on_client_end(span, span_id, attributes)
-            except Exception as error:
-                FAILURES.report(f"enricher {hook_name} (span end)", error)
-                continue
-            if renamed is not None:
-                name = renamed
-        span._attributes = attributes
-        if name is not None:
-            span._name = name
-        holding = self._holding
-        if holding is None:
-            return self.downstream
-        # Only a span with a transaction id can wait for an outcome (the holding stage
-        # decides whether it does).
-        return holding if _TRANSACTION_ID in attributes else holding.downstream
 
     def _end_with_draft(self, span: ReadableSpan) -> None:
         """Any other ended span: the enrichers its sort concerns, through a draft."""
