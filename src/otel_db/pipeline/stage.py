@@ -108,7 +108,9 @@ class EnrichmentStage(SpanProcessor):
 
     This is a wrapper, not a sibling processor: the SDK gives every processor the same
     frozen span, so the only way for end-of-span facts (duration, outcome) to reach the
-    exporters is to build the span they receive.
+    exporters is to change the span they receive: the client lane writes into the
+    ``ReadableSpan`` the SDK made for its processors, other spans are rebuilt from a
+    draft when an enricher changed something.
 
     When ``downstream`` is the transaction holding stage, only spans that carry a
     transaction id go through it; every other span (and every span start) goes straight
