@@ -26,15 +26,9 @@ class StatementSiteFacts(SpanEnricher):
     name = "statement-site"
     starts_client_only = True
 
-    def __init__(
-        self,
-        *,
-        pool: bool = True,
-        transactions: bool = True,
-        tracker: TransactionTracker | None = None,
-    ) -> None:
+    def __init__(self, *, pool: bool = True, transactions: bool = True) -> None:
         self.pool = pool
-        self._tracker = (tracker or default_tracker()) if transactions else None
+        self._tracker: TransactionTracker | None = default_tracker() if transactions else None
 
     def on_start(self, span: Span, parent_context: Context | None) -> None:
         site = CURRENT_SITE.get()
