@@ -4,8 +4,9 @@ The parent is the nearest enclosing span that is neither a database statement no
 transaction span (the request, job or function span of the application). Each client
 span's application ancestor is resolved when the span starts, while the parent chain is
 still live, so a statement inside a transaction span counts for the application span
-above it. Counting happens when a statement ends, after :class:`QueryShapeEnricher` gave
-it a fingerprint and sanitized text.
+above it; once an application span has counts, its later direct statements need nothing
+at start and are counted through their parent's id. Counting happens when a statement
+ends, after :class:`QueryShapeEnricher` gave it a fingerprint and sanitized text.
 
 The counts are kept here and written on the parent once, when the parent itself ends and
 passes through the same enrichment stage (one draft write, instead of a write on the
@@ -17,9 +18,10 @@ database spans). The parent's ``otel_db.n_plus_one.count`` gives the full count.
 :func:`publish_counts` writes the counts on a still-open parent for readers that need
 them before it ends (``otel_db.testing.QueryCapture``).
 
-Memory: one entry per started, unfinished client span and one per parent that issued
-statements, both capped (oldest dropped first) for spans that never end, and dropped
-when the span ends.
+Memory: one entry per started, unfinished client span whose ancestor had to be
+resolved (a parent's first statement, statements in transactions) and one per parent
+that issued statements, both capped (oldest dropped first) for spans that never end, and
+dropped when the span ends.
 """
 
 from __future__ import annotations
@@ -118,8 +120,9 @@ class NPlusOneDetector(SpanEnricher):
         self.threshold = int(threshold)
         # The repetition that flags a statement (never, when detection is off).
         self._flag_at = self.threshold if self.threshold > 0 else sys.maxsize
-        # A statement's application span, or its counts once it has some (the
-        # statements after the first then count without looking the parent up again).
+        # A started client span's application span, or that span's counts (a statement
+        # in a transaction begun after the parent's first statements). Later direct
+        # statements of a parent with counts are not kept here (see on_start).
         self._ancestors: dict[int, Span | _ParentCounts] = {}
         self._parents: dict[int, _ParentCounts] = {}
         self._lock = threading.Lock()
