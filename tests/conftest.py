@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from opentelemetry import trace
@@ -28,10 +29,23 @@ POSTGRES_URL = os.environ.get(
     "OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("OTEL_DB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
-MARIADB_SQLALCHEMY_URL = (
-    f"mysql+pymysql://{MARIADB['user']}@{MARIADB['host']}:{MARIADB['port']}/{MARIADB['database']}"
-)
+MARIADB_URL = os.environ.get("OTEL_DB_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _mariadb_params(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "database": parts.path.lstrip("/") or "test",
+    }
+
+
+#: Connection keywords for pymysql and mysql-connector, from ``OTEL_DB_TEST_MARIADB_URL``.
+MARIADB = _mariadb_params(MARIADB_URL)
+MARIADB_SQLALCHEMY_URL = "mysql+pymysql://" + MARIADB_URL.split("://", 1)[1]
 
 #: Settings of the session-wide pipeline; tests rely on these values.
 SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}

@@ -30,9 +30,9 @@ from otel_db.sql.errors import (
     qualified_name,
     scrub_error_message,
 )
+from tests.conftest import MARIADB
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
 # Every statement is bounded so that a broken test fails in seconds, never hangs.
 PG_OPTIONS = (
     "-c statement_timeout=15000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=30000"

@@ -303,6 +303,8 @@ _REDIS_MODULE_CLASSES: Final = frozenset(
 )
 _CONNECTION_MESSAGES: Final = (
     "server closed the connection",
+    # libpq over TLS reports a terminated backend as this, not "server closed ...".
+    "ssl connection has been closed unexpectedly",
     "connection already closed",
     "could not connect",
     "connection refused",
