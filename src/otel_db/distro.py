@@ -26,11 +26,13 @@ CONFIGURATOR_NAME = "otel_db"
 
 def apply_environment_defaults(environ: MutableMapping[str, str]) -> None:
     """Fill in what otel_db needs where the user set nothing; the user's values win."""
+    asked = environ.get(OTEL_TRACES_EXPORTER)
     repair_environment(environ)  # bad OTEL_* values: one warning each, never a dead SDK
     environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
-    # Metrics follow traces: a terminal-only or disabled traces set-up must not start
-    # pushing metrics to a collector that is not there.
-    traces = {name.strip().lower() for name in environ[OTEL_TRACES_EXPORTER].split(",")}
+    # Metrics follow traces as the user named them: a terminal-only, disabled or
+    # misspelled traces set-up (repaired to the OTLP fallback) must not start pushing
+    # metrics to a collector that is not there.
+    traces = {name.strip().lower() for name in (asked or environ[OTEL_TRACES_EXPORTER]).split(",")}
     environ.setdefault(OTEL_METRICS_EXPORTER, "otlp" if "otlp" in traces else "none")
     environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")
     # Every histogram record on the statement path would otherwise offer an exemplar

@@ -116,6 +116,8 @@ def test_wrong_header_is_rejected_exit_is_bounded_with_one_summary(
     summary = [line for line in app.stderr.splitlines() if "could not be exported" in line]
     assert len(summary) == 1, app.stderr
     assert "2 spans" in summary[0], summary[0]
+    # the real cause, not the exit bound
+    assert "HTTP 401" in summary[0] or "gRPC UNAUTHENTICATED" in summary[0], summary[0]
     _assert_never_printed(app, WRONG, SECRET)
 
 

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_db.env_hygiene import mask_credentials
-from otel_db.export.report import ERRORS, ExportReport, attach_error_capture
+from otel_db.export.report import ERRORS, ExportReport, attach_error_capture, is_refused
 
 _logger = logging.getLogger("otel_db.export")
 
@@ -194,7 +194,14 @@ class ResilientBatchProcessor(SpanProcessor):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(min(remaining, 0.5))
+                # A refused connection at exit: no collector is there, and retrying
+                # until the deadline would only hold the process (a misspelled
+                # exporter falls back to OTLP on localhost, where nothing listens).
+                if is_refused(ERRORS.last_error) or (
+                    self._failures and is_refused(self.report.last_reason)
+                ):
+                    break
+                self._cond.wait(min(remaining, 0.1))
             self.closed = True
             lost = len(self._buffer) + self._in_flight
             stuck = self._in_flight > 0
@@ -208,9 +215,10 @@ class ResilientBatchProcessor(SpanProcessor):
             _logger.debug("otel_db: exporter shutdown failed: %r", error)
         self._worker.join(max(0.0, min(0.2, deadline - time.monotonic() + 0.2)))
         why = (
-            "the collector did not answer within the exit bound"
+            "the collector did not answer within the exit bound "
+            "(OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS)"
             if stuck or self._failures
-            else "the exit bound was reached"
+            else "the exit bound (OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS) ended before they were sent"
         )
         if lost and not self.report.last_reason:
             self.report.last_reason = ERRORS.last_error
