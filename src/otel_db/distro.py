@@ -15,6 +15,7 @@ from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 from otel_db.env_hygiene import repair_environment
 from otel_db.export.report import attach_secret_masking
 from otel_db.instrumentation.contrib_options import contrib_options
+from otel_db.instrumentation.operation_names import normalize_contrib_operation_names
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
 
@@ -70,6 +71,7 @@ class OtelDbDistro(BaseDistro):
         # constructor, and the SDK's parser warns with the whole header, secret included.
         attach_secret_masking()
         apply_environment_defaults(os.environ)
+        normalize_contrib_operation_names()
         loader_logger = logging.getLogger(_LOADER_LOGGER)
         if not any(isinstance(f, _CoveredConflictFilter) for f in loader_logger.filters):
             loader_logger.addFilter(_CoveredConflictFilter())

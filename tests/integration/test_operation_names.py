@@ -1,0 +1,51 @@
+"""One db.operation.name per operation, from contrib's DB-API tracer and otel_db's own."""
+
+from __future__ import annotations
+
+from tests.integration.launcher import run_inline
+from tests.support.console_output import console_spans, json_documents
+
+APP = """
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    raw = sqlite3.connect(":memory:")
+    raw.cursor().execute("select 1").fetchall()           # contrib's DB-API tracer
+    raw.cursor().execute("SELECT 2").fetchall()
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:                        # otel_db's SQLAlchemy tracer
+        conn.execute(sa.text("select 3")).all()
+        conn.execute(sa.select(sa.literal(4))).all()
+"""
+
+
+def _duration_operation_names(stdout: str) -> list[str | None]:
+    names = []
+    for document in json_documents(stdout):
+        for resource in document.get("resource_metrics", ()):
+            for scope_metrics in resource["scope_metrics"]:
+                for metric in scope_metrics["metrics"]:
+                    if metric["name"] != "db.client.operation.duration":
+                        continue
+                    for point in metric["data"]["data_points"]:
+                        names.append(point["attributes"].get("db.operation.name"))
+    return names
+
+
+def test_one_operation_name_for_select_in_spans_and_the_duration_metric(tmp_path):
+    result = run_inline(
+        tmp_path,
+        APP,
+        env={"OTEL_METRICS_EXPORTER": "console", "OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert result.returncode == 0, result.stderr
+    names = _duration_operation_names(result.stdout)
+    assert "SELECT" in names and set(names) <= {"SELECT", "PRAGMA"}, names
+    spans = [
+        s for s in console_spans(result.stdout) if s["attributes"].get("db.system.name") == "sqlite"
+    ]
+    operations = {
+        s["attributes"].get("db.operation.name") for s in spans if "SAVEPOINT" not in s["name"]
+    }
+    assert operations - {None, "PRAGMA"} == {"SELECT"}, operations
