@@ -46,8 +46,16 @@ class PoolSnapshot:
 
 
 def record_exhaustion(pool_name: str, waited_ms: float, error: BaseException) -> None:
-    """Put a checkout that gave up on the span that was waiting for it."""
-    span = trace.get_current_span()
+    """Put a checkout that gave up on the application span that was waiting for it.
+
+    The current span may be the transaction span of a connection the same code holds
+    (a request that holds one connection and asks for another): the wait belongs to
+    the span that was current when that transaction began. The event and the exception
+    are recorded; the status is left to whoever owns the span, as for any exception:
+    ERROR when the ``TimeoutError`` leaves the span, UNSET when the application handles
+    it.
+    """
+    span = _waiting_span(trace.get_current_span())
     if not span.is_recording():
         return
     span.add_event(
@@ -101,3 +109,15 @@ def server_name(host: str | None, port: int | None, database: str | None) -> str
     if database:
         text = f"{text}/{database}"
     return text
+
+
+def _waiting_span(span: trace.Span) -> trace.Span:
+    from otel_db.transactions.tracker import default_tracker
+
+    tracker = default_tracker()
+    for _ in range(8):  # transactions opened under other connections' transactions
+        opened = tracker.opened_under(span)
+        if opened is None or opened is span:
+            break
+        span = opened
+    return span

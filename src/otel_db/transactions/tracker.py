@@ -221,6 +221,20 @@ class TransactionTracker:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    def opened_under(self, span: trace.Span) -> trace.Span | None:
+        """The span that was current when the open transaction or savepoint whose span
+        is ``span`` began (the application span), or None. For the rare paths that
+        must name the application's span while a transaction span is current (pool
+        exhaustion): it looks through the open transactions."""
+        with self._lock:
+            transactions = [entry[1] for entry in self._open.values()]
+        for transaction in transactions:
+            if transaction.root.span is span or any(
+                scope.span is span for _, scope in transaction.savepoints
+            ):
+                return transaction.opened_under
+        return None
+
     def current(self, key: Hashable) -> Transaction | None:
         entry = self._open.get(id(key))
         if entry is None or entry[0] is not key:
