@@ -133,3 +133,13 @@ def test_every_documented_variable_is_known():
     assert "OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS" in known_variable_names()
     assert "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS" in known_variable_names()
     assert Settings.from_env({name: "1" for name in known_variable_names()}).warnings == ()
+
+
+def test_every_variable_is_documented_in_configuration_md():
+    from pathlib import Path
+
+    from otel_db.settings import known_variable_names
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name in sorted(known_variable_names()) if f"| `{name}` |" not in docs]
+    assert missing == []
