@@ -265,3 +265,14 @@ def test_markers_and_detail_lines_explain_themselves():
     }
     assert markers(failed) == ["error deadlock 40P01 retryable"]
     assert detail_lines(failed) == ["INSERT INTO t VALUES (?)", "plan: Seq Scan on t"]
+
+
+def test_a_statement_run_again_is_not_printed_again():
+    out = io.StringIO()
+    tracer = _provider(TerminalSpanExporter(out, legend=False))
+    with tracer.start_as_current_span("GET /orders"):
+        for name in ("SELECT a", "SELECT b", "SELECT b", "SELECT b", "SELECT a"):
+            _statement(tracer, name).end()
+    [lines] = _trees(out.getvalue())
+    texts = [line.strip(" │") for line in lines if "─" not in line and not line.startswith("trace")]
+    assert texts == ["SELECT a", "SELECT b", "SELECT a"]

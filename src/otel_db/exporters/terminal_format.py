@@ -2,7 +2,8 @@
 
 Each fact is said once per level: a transaction's outcome on its own line (a statement
 repeats it only when its own differs), a pool reading only when it changed since the
-previous statement at that level. Every statement of a detected N+1 run is marked
+previous statement at that level, a statement's text only when it is not the one just
+above it. Every statement of a detected N+1 run is marked
 ``N+1 k/n``, so the markers agree with the count on the request's line. Statements the
 database library issued on its own (connection set-up, pool pings) are folded into one
 ``library:`` line.
@@ -53,7 +54,8 @@ _PINGS = frozenset({"select ?", "select 1"})
 
 LEGEND = (
     "otel_db terminal view: one tree per trace, printed once the trace is complete; each",
-    "line is a span (name, duration, [facts]) with its sanitized statement below it.",
+    "line is a span (name, duration, [facts]) with its sanitized statement below it (left",
+    "out when it is the statement just above, run again).",
     "  pool 1/15 in use   connections checked out / most the pool may hold, as the statement",
     "                     started; waited N ms: how long taking its connection waited",
     "  9 statements       statements the span issued (also through its transactions)",
@@ -206,7 +208,14 @@ def render_trace(spans: Sequence[ReadableSpan], *, dim: bool = False) -> list[st
     run_position = _n_plus_one_positions(spans, by_id)
     lines = [f"trace {roots[0].context.trace_id:032x}"]
 
-    def walk(span: ReadableSpan, prefix: str, last: bool, tx_outcome: object, pool: bool) -> None:
+    def walk(
+        span: ReadableSpan,
+        prefix: str,
+        last: bool,
+        tx_outcome: object,
+        pool: bool,
+        same_text: bool = False,
+    ) -> None:
         branch = "└─ " if last else "├─ "
         attrs = span.attributes or {}
         error = " ERROR" if span.status.status_code is StatusCode.ERROR else ""
@@ -222,7 +231,10 @@ def render_trace(spans: Sequence[ReadableSpan], *, dim: bool = False) -> list[st
         tag_text = f"  [{' · '.join(tags)}]" if tags else ""
         lines.append(f"{prefix}{branch}{span.name}  {_duration_ms(span):.2f} ms{error}{tag_text}")
         inner = prefix + ("   " if last else "│  ")
-        lines.extend(f"{inner}   {line}" for line in detail_lines(attrs))
+        details = detail_lines(attrs)
+        if same_text and details:
+            details = details[1:]  # the statement the line above showed, run again
+        lines.extend(f"{inner}   {line}" for line in details)
         if _is_transaction(span):
             tx_outcome = own_outcome
         kids = [child for child in children.get(span.context.span_id, ()) if relevant(child)]
@@ -251,16 +263,21 @@ def render_trace(spans: Sequence[ReadableSpan], *, dim: bool = False) -> list[st
             library = folded is not None
             groups.append(folded if folded is not None else [kid])
         previous_pool: str | None = None
+        previous_text: str | None = None
         for index, group in enumerate(groups):
             last = index == len(groups) - 1
             if library_statement(group[0], sqlalchemy_in_trace):
                 lines.append(_library_line(group, prefix, last, dim))
+                previous_text = None
                 continue
             kid_attrs = group[0].attributes or {}
             pool_text = pool_marker(kid_attrs)
-            walk(group[0], prefix, last, tx_outcome, pool_text != previous_pool)
+            text = query_text(kid_attrs)
+            same_text = text is not None and text == previous_text
+            walk(group[0], prefix, last, tx_outcome, pool_text != previous_pool, same_text)
             if pool_text is not None:
                 previous_pool = pool_text
+            previous_text = text
 
     walk_children(roots, "", None)
     return lines
