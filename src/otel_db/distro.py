@@ -14,8 +14,11 @@ from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
 from otel_db.env_hygiene import repair_environment
 from otel_db.export.report import attach_secret_masking
+from otel_db.instrumentation.contrib_dbapi import (
+    normalize_contrib_operation_names,
+    report_mariadb_as_mariadb,
+)
 from otel_db.instrumentation.contrib_options import contrib_options
-from otel_db.instrumentation.operation_names import normalize_contrib_operation_names
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
 
@@ -72,6 +75,7 @@ class OtelDbDistro(BaseDistro):
         attach_secret_masking()
         apply_environment_defaults(os.environ)
         normalize_contrib_operation_names()
+        report_mariadb_as_mariadb()
         loader_logger = logging.getLogger(_LOADER_LOGGER)
         if not any(isinstance(f, _CoveredConflictFilter) for f in loader_logger.filters):
             loader_logger.addFilter(_CoveredConflictFilter())
