@@ -276,3 +276,24 @@ def test_a_statement_run_again_is_not_printed_again():
     [lines] = _trees(out.getvalue())
     texts = [line.strip(" │") for line in lines if "─" not in line and not line.startswith("trace")]
     assert texts == ["SELECT a", "SELECT b", "SELECT a"]
+
+
+def test_a_redis_multi_exec_pipeline_span_does_not_wait_for_statements():
+    """The contract's MULTI/EXEC rule: the pipeline span carries the transaction's id,
+    outcome and statement count, and has no statement spans under it."""
+    out = io.StringIO()
+    tracer = _provider(TerminalSpanExporter(out, settle_s=60, legend=False))
+    with tracer.start_as_current_span("POST /cart"):
+        tracer.start_span(
+            "MULTI",
+            kind=SpanKind.CLIENT,
+            attributes={
+                attr.DB_SYSTEM_NAME: "redis",
+                attr.TRANSACTION_ID: "tx-9",
+                attr.TRANSACTION_OUTCOME: "committed",
+                attr.TRANSACTION_STATEMENT_COUNT: 3,
+                attr.DB_OPERATION_BATCH_SIZE: 3,
+            },
+        ).end()
+    [lines] = _trees(out.getvalue())
+    assert "MULTI" in lines[2] and "tx committed" in lines[2]

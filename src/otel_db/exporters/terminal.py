@@ -53,6 +53,8 @@ def trace_complete(spans: Sequence[ReadableSpan]) -> bool:
         if transaction_id is None:
             continue
         count = attributes.get(attr.TRANSACTION_STATEMENT_COUNT)
+        if count is not None and attr.DB_OPERATION_BATCH_SIZE in attributes:
+            continue  # a Redis MULTI/EXEC pipeline: one span, no statement spans under it
         if count is not None:
             if isinstance(count, int) and count > expected.get(transaction_id, 0):
                 expected[transaction_id] = count
