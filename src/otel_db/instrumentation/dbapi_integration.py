@@ -5,10 +5,11 @@ its constructor asks for a tracer and a meter each time: the SDK then builds a
 deprecated ``InstrumentationInfo`` per connection (a ``DeprecationWarning`` that test
 suites run with warnings as errors, or that patch ``warnings.warn``, see as their own),
 on top of the wasted work on every connect. :class:`SharedIntegrationFactory` is
-passed as ``db_api_integration_factory``: the integration is built once, at the first
-connect, and each connection gets a copy of it with its own containers, which
-``get_connection_attributes`` then fills for that connection. The tracer, the meter
-and the histograms are the instrumentation's, shared.
+passed as ``db_api_integration_factory``: the integration is built once, when the
+instrumentation is installed (:func:`wrap_connect_shared`), so the SDK's ``get_tracer``
+never runs inside the application's code; each connection gets a copy of it with its
+own containers, which ``get_connection_attributes`` then fills for that connection. The
+tracer, the meter and the histograms are the instrumentation's, shared.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import copy
 import threading
 from typing import Any
+
+from opentelemetry.instrumentation import dbapi
 
 
 def per_connection_copy(prototype: Any) -> Any:
@@ -56,4 +59,35 @@ class SharedIntegrationFactory:
         return per_connection_copy(prototype)
 
 
-__all__ = ["SharedIntegrationFactory", "per_connection_copy"]
+def wrap_connect_shared(
+    name: str,
+    module: Any,
+    method: str,
+    database_system: str,
+    connection_attributes: dict[str, Any] | None,
+    integration_class: type,
+    **options: Any,
+) -> SharedIntegrationFactory:
+    """``dbapi.wrap_connect`` with one integration of ``integration_class``, built now
+    with the arguments ``wrap_connect`` will pass at each connect."""
+    factory = SharedIntegrationFactory(integration_class)
+    factory(
+        name,
+        database_system,
+        connection_attributes=connection_attributes,
+        connect_module=module,
+        **options,
+    )
+    dbapi.wrap_connect(
+        name,
+        module,
+        method,
+        database_system,
+        connection_attributes,
+        db_api_integration_factory=factory,
+        **options,
+    )
+    return factory
+
+
+__all__ = ["SharedIntegrationFactory", "per_connection_copy", "wrap_connect_shared"]

@@ -41,7 +41,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.psycopg2 import (
     CursorTracer,
     DatabaseApiIntegration,
@@ -54,7 +53,7 @@ from psycopg2.extensions import connection as pg_connection
 from psycopg2.extensions import cursor as pg_cursor
 
 from otel_db import attributes as attr
-from otel_db.instrumentation.dbapi_integration import SharedIntegrationFactory
+from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.instrumentation.parameter_capture import first_row, statement_parameters
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
@@ -373,15 +372,15 @@ class Psycopg2StatementInstrumentor(Psycopg2Instrumentor):
 
         settings = current_settings()
         target = _connect_target(psycopg2)
-        dbapi.wrap_connect(
+        wrap_connect_shared(
             "opentelemetry.instrumentation.psycopg2",
             psycopg2,
             target,
             self._DATABASE_SYSTEM,
             self._CONNECTION_ATTRIBUTES,
+            _Integration,
             version=__version__,
             tracer_provider=kwargs.get("tracer_provider"),
-            db_api_integration_factory=SharedIntegrationFactory(_Integration),
             enable_commenter=kwargs.get("enable_commenter", False),
             commenter_options=kwargs.get("commenter_options", {}),
             enable_attribute_commenter=kwargs.get("enable_attribute_commenter", False),

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.dbapi import (
     CursorTracer,
     DatabaseApiIntegration,
@@ -36,6 +35,7 @@ from opentelemetry.instrumentation.sqlite3.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
 from otel_db.settings import current_settings
@@ -244,15 +244,15 @@ class SQLite3StatementInstrumentor(SQLite3Instrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         for module in self._TO_WRAP:
-            dbapi.wrap_connect(
+            wrap_connect_shared(
                 "opentelemetry.instrumentation.sqlite3",
                 module,
                 "connect",
                 _DATABASE_SYSTEM,
                 {},
+                _SQLite3Integration,
                 version=__version__,
                 tracer_provider=kwargs.get("tracer_provider"),
-                db_api_integration_factory=_SQLite3Integration,
             )
 
 
