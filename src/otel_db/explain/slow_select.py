@@ -84,20 +84,24 @@ class SlowSelectExplainer:
 
     def _explain(self, connection: Any, cursor: Any, statement: str, parameters: Any) -> str | None:
         dialect = connection.dialect
+        driver = getattr(dialect, "driver", "")
+        postgresql = dialect.name == "postgresql" and driver in _POSTGRES_DRIVERS
+        sqlite = dialect.name == "sqlite" and driver == "pysqlite"
+        mysql = dialect.name in ("mysql", "mariadb") and driver in _MYSQL_DRIVERS
+        if not (postgresql or sqlite or mysql):
+            # Read nothing more: pg8000's cursor.connection, for one, warns when read.
+            return None
         dbapi_connection = getattr(cursor, "connection", None)
         if dbapi_connection is None:
             return None
-        driver = getattr(dialect, "driver", "")
-        if dialect.name == "postgresql" and driver in _POSTGRES_DRIVERS:
+        if postgresql:
             return explain_postgresql(dbapi_connection, statement, parameters)
-        if dialect.name == "sqlite" and driver == "pysqlite":
+        if sqlite:
             return explain_sqlite(dbapi_connection, statement, parameters)
-        if dialect.name in ("mysql", "mariadb") and driver in _MYSQL_DRIVERS:
-            return explain_mysql(
-                dbapi_connection,
-                statement,
-                parameters,
-                mariadb=bool(getattr(dialect, "is_mariadb", False)),
-                user_cursor=cursor,
-            )
-        return None
+        return explain_mysql(
+            dbapi_connection,
+            statement,
+            parameters,
+            mariadb=bool(getattr(dialect, "is_mariadb", False)),
+            user_cursor=cursor,
+        )
