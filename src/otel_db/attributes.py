@@ -61,6 +61,8 @@ QUERY_COUNT: Final = "otel_db.query.count"
 # Values of otel_db.transaction.outcome.
 OUTCOME_COMMITTED: Final = "committed"
 OUTCOME_ROLLED_BACK: Final = "rolled_back"
+#: Ended without COMMIT, ran no statement that can write, did not fail.
+OUTCOME_RELEASED: Final = "released"
 OUTCOME_UNKNOWN: Final = "unknown"
 
 # Values of otel_db.error.category.

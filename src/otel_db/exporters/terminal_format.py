@@ -32,7 +32,10 @@ def markers(attributes: Mapping[str, AttributeValue]) -> list[str]:
         out.append(pool)
     outcome = attributes.get(attr.TRANSACTION_OUTCOME)
     if outcome is not None:
-        out.append(f"tx {outcome}")
+        # released: a read-only transaction ended without COMMIT; nothing was lost.
+        out.append(
+            "tx released (read-only)" if outcome == attr.OUTCOME_RELEASED else f"tx {outcome}"
+        )
     if attributes.get(attr.QUERY_SLOW):
         out.append(f"SLOW (>= {attributes.get(attr.QUERY_SLOW_THRESHOLD_MS, '?')} ms)")
     if attributes.get(attr.N_PLUS_ONE):

@@ -173,15 +173,19 @@ def _site_cursor_factory(traced: type, driver: type, system: dict[str, Any], tra
 
         def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:
             connection = self.connection
-            token = tx.enter_statement(connection, system, _opens_transaction, track)
-            lost = False
+            statement = args[0] if args else kwargs.get("query")
+            if method.__name__ == "callproc":
+                statement = None  # a procedure: it may write
+            token = tx.enter_statement(connection, system, _opens_transaction, track, statement)
+            lost = failed = False
             try:
                 return method(*args, **kwargs)
             except Exception:
                 lost = bool(getattr(connection, "closed", 0))
+                failed = True
                 raise
             finally:
-                tx.exit_statement(token, connection, lost)
+                tx.exit_statement(token, connection, lost, failed)
 
     return SiteCursor
 
