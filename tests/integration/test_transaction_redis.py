@@ -161,9 +161,7 @@ def test_unsampled_transaction_leaves_nothing_behind(spans, client, key):
     assert len(DEFERRED) == before  # nothing deferred for spans that never end recording
 
 
-def test_uninstrument_restores_pipelines_and_instrument_brings_the_facts_back(
-    spans, client, key
-):
+def test_uninstrument_restores_pipelines_and_instrument_brings_the_facts_back(spans, client, key):
     import redis.asyncio.client
     import redis.client
     from wrapt import ObjectProxy
