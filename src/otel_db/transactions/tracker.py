@@ -33,7 +33,7 @@ from otel_db.pipeline.deferred import DEFERRED
 from otel_db.transactions.write_classification import can_write
 from otel_db.version import __version__
 
-#: The instrumentation scope of every transaction span (Redis MULTI/EXEC ones too).
+#: The instrumentation scope of every transaction span.
 TRACER_NAME = "otel_db.transactions"
 MAX_OPEN_TRANSACTIONS = 10_000
 MAX_STATEMENTS_REMEMBERED = 1_000
