@@ -13,6 +13,7 @@ from otel_db.transactions.write_classification import can_write
         "SELECT id, name FROM users WHERE id = %(id)s",
         "select count(*) from orders",
         "SELECT pg_catalog.version()",
+        "SELECT pg_sleep(0.5) AS pg_sleep_1",
         "select current_schema()",
         "show transaction isolation level",
         "(SELECT 1) UNION (SELECT 2)",
