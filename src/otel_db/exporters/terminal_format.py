@@ -108,7 +108,12 @@ def markers(
             out.append(pool_text)
     tx_outcome = attributes.get(attr.TRANSACTION_OUTCOME)
     if outcome and tx_outcome is not None:
-        out.append(f"tx {tx_outcome}")
+        # released: a read-only transaction ended without COMMIT; nothing was lost.
+        out.append(
+            "tx released (read-only)"
+            if tx_outcome == attr.OUTCOME_RELEASED
+            else f"tx {tx_outcome}"
+        )
     if attributes.get(attr.QUERY_SLOW):
         threshold = attributes.get(attr.QUERY_SLOW_THRESHOLD_MS)
         shown = f"{threshold:g}" if isinstance(threshold, (int, float)) else "?"

@@ -85,17 +85,21 @@ class _ConnectionTracing:
 
     def run(self, cursor: Any, method: Any, args: Any, kwargs: Any) -> Any:
         connection = cursor.connection
+        statement = args[0] if args else kwargs.get("query")
+        if method.__name__ == "callproc":
+            statement = None  # a procedure: it may write
         token = tx.enter_statement(
-            connection, self.system, _opens_transaction, self.track_transactions
+            connection, self.system, _opens_transaction, self.track_transactions, statement
         )
-        lost = False
+        lost = failed = False
         try:
             return self.tracer.traced_execution(cursor, method, *args, **kwargs)
         except Exception:
             lost = bool(getattr(connection, "closed", 0))
+            failed = True
             raise
         finally:
-            tx.exit_statement(token, connection, lost)
+            tx.exit_statement(token, connection, lost, failed)
 
 
 #: Traced connections (instances of a :func:`_connection_class`) -> their tracing.

@@ -147,11 +147,16 @@ class _SQLite3CursorProxy(TracedCursorProxy):
             self._self_system,
             lambda conn: _opens_transaction(conn, statement),
             True,
+            None if method.__name__ == "callproc" else statement,
         )
+        failed = False
         try:
             return method(*args, **kwargs)
+        except Exception:
+            failed = True
+            raise
         finally:
-            tx.exit_statement(tokens, connection, False)
+            tx.exit_statement(tokens, connection, False, failed)
             if tokens is not None:
                 _settle(connection, statement, self._self_system)
 
