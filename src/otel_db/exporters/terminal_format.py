@@ -175,6 +175,8 @@ def library_statement(span: ReadableSpan, sqlalchemy_in_trace: bool) -> bool:
         return False
     if span.status.status_code is StatusCode.ERROR:
         return False
+    if attrs.get(attr.QUERY_LIBRARY_ISSUED):  # marked where it ran (pre-ping, dialect set-up)
+        return True
     text = " ".join((query_text(attrs) or "").lower().split()).rstrip(";").strip()
     if text in LIBRARY_SETUP_STATEMENTS:
         return True
