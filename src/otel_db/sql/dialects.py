@@ -1,0 +1,156 @@
+"""The lexical rules of each SQL dialect, and which ones apply to a statement.
+
+A dialect is a list of *readings*: the ways a server of that family may lex a
+statement depending on settings the client cannot see (PostgreSQL's
+``standard_conforming_strings``, MySQL's ``NO_BACKSLASH_ESCAPES`` and
+``ANSI_QUOTES``, versioned ``/*!`` comments, ...). The tokenizer lexes a statement
+under every reading that can make a difference for *that* text and keeps as code
+only what every reading agrees is code: ambiguity hides more, never less.
+
+A reading's flags that cannot matter for a text (no backslash in it, no ``#``, no
+second ``/*``, ...) are normalised away first, so the usual statement is lexed once.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+
+class LexConfig(NamedTuple):
+    """One reading of the lexical rules."""
+
+    backslash: bool  # backslash escapes in '...' (and in "..." when dq_backslash)
+    e_strings: bool  # PostgreSQL E'...': backslash escapes whatever the setting
+    prefixes: str  # upper-case letters that may prefix '...' (N'..', X'..', B'..')
+    u_amp: bool  # PostgreSQL U&'...'
+    dq_backslash: bool  # "..." is a string with backslash escapes (MySQL)
+    dollar: bool  # PostgreSQL $$...$$ / $tag$...$tag$
+    hash_comment: bool  # MySQL "# ..." comments
+    dashdash: str  # "crlf": -- ends at \n or \r; "lf": at \n; "mysql": needs a space after
+    nested: bool  # /* /* */ */ nests (PostgreSQL, SQL Server)
+    exec_comment: bool  # MySQL/MariaDB /*! ... */ and /*M! ... */ hold code
+    brackets: bool  # [identifier] (SQL Server, SQLite)
+    q_quote: bool  # Oracle q'[...]' alternative quoting
+
+
+class Dialect(NamedTuple):
+    name: str
+    readings: tuple[LexConfig, ...]  # the first is the dialect's usual reading
+    # Whether "..." may be a string (MySQL without ANSI_QUOTES, SQLite when no such
+    # column exists, SQL Server with QUOTED_IDENTIFIER OFF): hidden unless it can
+    # only be a name.
+    dq_ambiguous: bool
+
+
+_PG: Final = LexConfig(
+    backslash=False, e_strings=True, prefixes="NXB", u_amp=True, dq_backslash=False,
+    dollar=True, hash_comment=False, dashdash="crlf", nested=True, exec_comment=False,
+    brackets=False, q_quote=False,
+)  # fmt: skip
+_MYSQL: Final = LexConfig(
+    backslash=True, e_strings=False, prefixes="NXB", u_amp=False, dq_backslash=True,
+    dollar=False, hash_comment=True, dashdash="mysql", nested=False, exec_comment=True,
+    brackets=False, q_quote=False,
+)  # fmt: skip
+_SQLITE: Final = LexConfig(
+    backslash=False, e_strings=False, prefixes="X", u_amp=False, dq_backslash=False,
+    dollar=False, hash_comment=False, dashdash="lf", nested=False, exec_comment=False,
+    brackets=True, q_quote=False,
+)  # fmt: skip
+_MSSQL: Final = _SQLITE._replace(prefixes="N", nested=True)
+_ORACLE: Final = _SQLITE._replace(prefixes="N", brackets=False, q_quote=True, dashdash="crlf")
+
+
+def _mysql_readings() -> tuple[LexConfig, ...]:
+    out = []
+    for exec_comment in (True, False):  # a /*!NNNNN version the server does not reach
+        base = _MYSQL._replace(exec_comment=exec_comment)
+        out.append(base)
+        out.append(base._replace(dq_backslash=False))  # ANSI_QUOTES
+        out.append(base._replace(backslash=False, dq_backslash=False))  # NO_BACKSLASH_ESCAPES
+    return tuple(out)
+
+
+POSTGRESQL: Final = Dialect(
+    "postgresql",
+    (_PG, _PG._replace(backslash=True)),  # standard_conforming_strings on / off
+    dq_ambiguous=False,
+)
+MYSQL: Final = Dialect("mysql", _mysql_readings(), dq_ambiguous=True)
+SQLITE: Final = Dialect("sqlite", (_SQLITE,), dq_ambiguous=True)
+MSSQL_ORACLE: Final = Dialect(
+    "mssql_oracle", (_MSSQL, _MSSQL._replace(dashdash="crlf"), _ORACLE), dq_ambiguous=True
+)
+UNKNOWN: Final = Dialect(
+    "unknown",
+    POSTGRESQL.readings + MYSQL.readings + SQLITE.readings + MSSQL_ORACLE.readings,
+    dq_ambiguous=True,
+)
+
+DIALECTS: Final = (POSTGRESQL, MYSQL, SQLITE, MSSQL_ORACLE, UNKNOWN)
+
+#: ``db.system.name`` (and legacy ``db.system``) values -> dialect.
+_BY_SYSTEM: Final = {
+    "postgresql": POSTGRESQL,
+    "cockroachdb": POSTGRESQL,
+    "mysql": MYSQL,
+    "mariadb": MYSQL,
+    "sqlite": SQLITE,
+    "microsoft.sql_server": MSSQL_ORACLE,
+    "mssql": MSSQL_ORACLE,
+    "oracle.db": MSSQL_ORACLE,
+    "oracle": MSSQL_ORACLE,
+}
+
+
+def dialect_for_system(system: object) -> Dialect:
+    """The dialect of a span's ``db.system.name``; unknown systems get every reading."""
+    found = _BY_SYSTEM.get(system) if isinstance(system, str) else None
+    return UNKNOWN if found is None else found
+
+
+def _prefixes_present(prefixes: str, text: str) -> str:
+    return "".join(
+        letter for letter in prefixes if letter + "'" in text or letter.lower() + "'" in text
+    )
+
+
+def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
+    """The distinct readings of ``dialect`` that can lex ``text`` differently."""
+    has_backslash = "\\" in text
+    has_dq = '"' in text
+    has_hash = "#" in text
+    has_dollar = "$" in text
+    nested = text.count("/*") > 1
+    has_exec = "/*!" in text or "/*M!" in text
+    has_bracket = "[" in text
+    has_q = "q'" in text or "Q'" in text
+    has_dashdash = "--" in text
+    has_cr = "\r" in text
+    has_u = "&'" in text
+    seen: dict[LexConfig, None] = {}
+    for reading in dialect.readings:
+        prefixes = reading.prefixes
+        e_strings = reading.e_strings
+        if not has_backslash and e_strings:
+            prefixes += "E"  # without a backslash, E'..' lexes like N'..'
+            e_strings = False
+        dashdash = reading.dashdash
+        if not has_dashdash or (dashdash == "lf" and not has_cr):
+            dashdash = "crlf"
+        effective = LexConfig(
+            backslash=reading.backslash and has_backslash,
+            e_strings=e_strings,
+            prefixes=_prefixes_present(prefixes, text) if "'" in text else "",
+            u_amp=reading.u_amp and has_u,
+            dq_backslash=reading.dq_backslash and has_backslash and has_dq,
+            dollar=reading.dollar and has_dollar,
+            hash_comment=reading.hash_comment and has_hash,
+            dashdash=dashdash,
+            nested=reading.nested and nested,
+            exec_comment=reading.exec_comment and has_exec,
+            brackets=reading.brackets and has_bracket,
+            q_quote=reading.q_quote and has_q,
+        )
+        seen[effective] = None
+    return tuple(seen)
