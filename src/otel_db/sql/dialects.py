@@ -13,6 +13,7 @@ second ``/*``, ...) are normalised away first, so the usual statement is lexed o
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 
@@ -59,6 +60,9 @@ _SQLITE: Final = LexConfig(
 )  # fmt: skip
 _MSSQL: Final = _SQLITE._replace(prefixes="N", nested=True)
 _ORACLE: Final = _SQLITE._replace(prefixes="N", brackets=False, q_quote=True, dashdash="crlf")
+# "--" followed by something other than a space or control character: MySQL reads
+# no comment there.
+_DASHDASH_NOT_MYSQL_COMMENT: Final = re.compile(r"--[^\x00-\x20]")
 
 
 def _mysql_readings() -> tuple[LexConfig, ...]:
@@ -78,16 +82,17 @@ POSTGRESQL: Final = Dialect(
 )
 MYSQL: Final = Dialect("mysql", _mysql_readings(), dq_ambiguous=True)
 SQLITE: Final = Dialect("sqlite", (_SQLITE,), dq_ambiguous=True)
-MSSQL_ORACLE: Final = Dialect(
-    "mssql_oracle", (_MSSQL, _MSSQL._replace(dashdash="crlf"), _ORACLE), dq_ambiguous=True
-)
+# SQL Server: QUOTED_IDENTIFIER OFF makes "..." a string; whether "--" ends at \r
+# too is not documented, so both.
+MSSQL: Final = Dialect("mssql", (_MSSQL, _MSSQL._replace(dashdash="crlf")), dq_ambiguous=True)
+ORACLE: Final = Dialect("oracle", (_ORACLE,), dq_ambiguous=False)
 UNKNOWN: Final = Dialect(
     "unknown",
-    POSTGRESQL.readings + MYSQL.readings + SQLITE.readings + MSSQL_ORACLE.readings,
+    POSTGRESQL.readings + MYSQL.readings + SQLITE.readings + MSSQL.readings + ORACLE.readings,
     dq_ambiguous=True,
 )
 
-DIALECTS: Final = (POSTGRESQL, MYSQL, SQLITE, MSSQL_ORACLE, UNKNOWN)
+DIALECTS: Final = (POSTGRESQL, MYSQL, SQLITE, MSSQL, ORACLE, UNKNOWN)
 
 #: ``db.system.name`` (and legacy ``db.system``) values -> dialect.
 _BY_SYSTEM: Final = {
@@ -96,10 +101,10 @@ _BY_SYSTEM: Final = {
     "mysql": MYSQL,
     "mariadb": MYSQL,
     "sqlite": SQLITE,
-    "microsoft.sql_server": MSSQL_ORACLE,
-    "mssql": MSSQL_ORACLE,
-    "oracle.db": MSSQL_ORACLE,
-    "oracle": MSSQL_ORACLE,
+    "microsoft.sql_server": MSSQL,
+    "mssql": MSSQL,
+    "oracle.db": ORACLE,
+    "oracle": ORACLE,
 }
 
 
@@ -109,10 +114,12 @@ def dialect_for_system(system: object) -> Dialect:
     return UNKNOWN if found is None else found
 
 
-def _prefixes_present(prefixes: str, text: str) -> str:
-    return "".join(
-        letter for letter in prefixes if letter + "'" in text or letter.lower() + "'" in text
-    )
+# A letter that may prefix a quote: not inside a word (or right after a quote).
+_PREFIX_LETTER: Final = re.compile(r"(?<![\w$'\"`])([A-Za-z])(?=')")
+
+
+def _prefixes_present(prefixes: str, letters: set[str]) -> str:
+    return "".join(letter for letter in prefixes if letter in letters)
 
 
 def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
@@ -128,6 +135,8 @@ def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
     has_dashdash = "--" in text
     has_cr = "\r" in text
     has_u = "&'" in text
+    mysql_dashdash_differs: bool | None = None
+    letters = {letter.upper() for letter in _PREFIX_LETTER.findall(text)} if "'" in text else set()
     seen: dict[LexConfig, None] = {}
     for reading in dialect.readings:
         prefixes = reading.prefixes
@@ -138,10 +147,15 @@ def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
         dashdash = reading.dashdash
         if not has_dashdash or (dashdash == "lf" and not has_cr):
             dashdash = "crlf"
+        elif dashdash == "mysql" and not has_cr:
+            if mysql_dashdash_differs is None:
+                mysql_dashdash_differs = bool(_DASHDASH_NOT_MYSQL_COMMENT.search(text))
+            if not mysql_dashdash_differs:
+                dashdash = "crlf"
         effective = LexConfig(
             backslash=reading.backslash and has_backslash,
             e_strings=e_strings,
-            prefixes=_prefixes_present(prefixes, text) if "'" in text else "",
+            prefixes=_prefixes_present(prefixes, letters),
             u_amp=reading.u_amp and has_u,
             dq_backslash=reading.dq_backslash and has_backslash and has_dq,
             dollar=reading.dollar and has_dollar,
