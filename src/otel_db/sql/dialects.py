@@ -114,11 +114,28 @@ def dialect_for_system(system: object) -> Dialect:
     return UNKNOWN if found is None else found
 
 
-# A letter that may prefix a quote: not inside a word (or right after a quote).
-_PREFIX_LETTER: Final = re.compile(r"(?<![\w$'\"`])([A-Za-z])(?=')")
+_PREFIX_CANDIDATES: Final = "ENXB"
+# Occurrences of a letter before a quote examined before assuming it is a prefix.
+_MAX_PREFIX_PROBES: Final = 32
 
 
-def _prefixes_present(prefixes: str, letters: set[str]) -> str:
+def _is_prefix_letter(text: str, letter: str) -> bool:
+    """Whether ``letter`` (either case) stands right before a quote, not inside a word."""
+    for candidate in (letter, letter.lower()):
+        needle = candidate + "'"
+        at = text.find(needle)
+        probes = 0
+        while at >= 0:
+            if at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_$'\"`"):
+                return True
+            probes += 1
+            if probes >= _MAX_PREFIX_PROBES:
+                return True  # assume so: another reading costs less than searching on
+            at = text.find(needle, at + 2)
+    return False
+
+
+def _prefixes_present(prefixes: str, letters: str) -> str:
     return "".join(letter for letter in prefixes if letter in letters)
 
 
@@ -128,7 +145,8 @@ def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
     has_dq = '"' in text
     has_hash = "#" in text
     has_dollar = "$" in text
-    nested = text.count("/*") > 1
+    first_comment = text.find("/*")
+    nested = first_comment >= 0 and text.find("/*", first_comment + 2) >= 0
     has_exec = "/*!" in text or "/*M!" in text
     has_bracket = "[" in text
     has_q = "q'" in text or "Q'" in text
@@ -136,7 +154,9 @@ def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
     has_cr = "\r" in text
     has_u = "&'" in text
     mysql_dashdash_differs: bool | None = None
-    letters = {letter.upper() for letter in _PREFIX_LETTER.findall(text)} if "'" in text else set()
+    letters = (
+        "".join(c for c in _PREFIX_CANDIDATES if _is_prefix_letter(text, c)) if "'" in text else ""
+    )
     seen: dict[LexConfig, None] = {}
     for reading in dialect.readings:
         prefixes = reading.prefixes

@@ -14,16 +14,17 @@ agree becomes one hidden literal. So a character is shown only if it is code und
 every reading: ambiguity hides more, never less.
 
 Bounded work: at most :data:`MAX_LEX_CHARS` characters are read and at most
-:data:`MAX_TOKENS` tokens produced per reading; whatever lies beyond becomes one
-hidden literal. Long lists of literals (``IN (1, 2, ...)``, ``VALUES (..), (..)``)
-are matched as one token by the regular expression, so they cost almost nothing
-at the Python level.
+:data:`MAX_TOKENS` tokens produced (:data:`MAX_TOKENS_ALL_READINGS` over all
+readings); whatever lies beyond becomes one hidden literal. Long lists of
+literals (``IN (1, 2, ...)``, ``VALUES (..), (..)``) are matched as one token by
+the regular expression, so they cost almost nothing at the Python level.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from typing import Final, NamedTuple
 
 from otel_db.sql.dialects import UNKNOWN, Dialect, LexConfig, readings_for
@@ -45,9 +46,14 @@ LITERAL_KINDS: Final = frozenset({STRING, NUMBER, LITERAL_RUN, ROW_RUN})
 RUN_KINDS: Final = frozenset({LITERAL_RUN, PLACEHOLDER_RUN, ROW_RUN})
 
 #: Characters read per statement; the rest is one hidden literal.
-MAX_LEX_CHARS: Final = 1024 * 1024
-#: Tokens produced per statement and reading; the rest is one hidden literal.
-MAX_TOKENS: Final = 4096
+MAX_LEX_CHARS: Final = 512 * 1024
+#: Tokens produced per statement (and per reading when there is only one); the rest
+#: is one hidden literal.
+MAX_TOKENS: Final = 2048
+#: Tokens produced per statement over all its readings (each gets an equal share,
+#: at least MIN_TOKENS_PER_READING).
+MAX_TOKENS_ALL_READINGS: Final = 4096
+MIN_TOKENS_PER_READING: Final = 256
 # Up to this length the token count cannot exceed MAX_TOKENS: the fast path.
 _FAST_CHARS: Final = MAX_TOKENS
 
@@ -63,24 +69,29 @@ class Token(NamedTuple):
 
 _new = tuple.__new__  # Token(...) goes through a Python-level __new__: slower
 
+# Possessive quantifiers (Python 3.11+) keep sre from saving a backtrack point per
+# repetition: the same matches, several times faster on long literals and lists.
+_P: Final = "+" if sys.version_info >= (3, 11) else ""
+
 # A literal list item every reading lexes alike: a number not glued to a word, a
 # '...' without quote or backslash inside (so no escape rule matters), NULL/TRUE/FALSE.
 _LITERAL_ITEM: Final = (
-    r"(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w.$'\"`])"
-    r"|'[^'\\]*'(?![\w'\"`])"
+    rf"(?:[-+]?{_P}(?:\d+{_P}(?:\.\d*{_P})?{_P}|\.\d+{_P})(?:[eE][+-]?\d+{_P})?{_P}"
+    r"(?![\w.$'\"`])"
+    rf"|'[^'\\]*{_P}'(?![\w'\"`])"
     r"|(?i:NULL|TRUE|FALSE)(?![\w$'\"`]))"
 )
 _PLACEHOLDER_ITEM: Final = r"(?:%s|%\([A-Za-z_]\w{0,63}\)s|\?\d*|\$\d+|:[A-Za-z_]\w*)(?![\w$'\"`(])"
 _ANY_ITEM: Final = f"(?:{_LITERAL_ITEM}|{_PLACEHOLDER_ITEM})"
-_LITERAL_RUN: Final = rf",\s*{_LITERAL_ITEM}(?:\s*,\s*{_LITERAL_ITEM}){{7,}}"
-_PLACEHOLDER_RUN: Final = rf",\s*{_ANY_ITEM}(?:\s*,\s*{_ANY_ITEM}){{7,}}"
-_ROW: Final = rf"\(\s*{_LITERAL_ITEM}(?:\s*,\s*{_LITERAL_ITEM})*\s*\)"
-_ROW_RUN: Final = rf",\s*{_ROW}(?:\s*,\s*{_ROW}){{3,}}"
+_LITERAL_RUN: Final = rf",\s*{_LITERAL_ITEM}(?:\s*,\s*{_LITERAL_ITEM}){{7,}}{_P}"
+_PLACEHOLDER_RUN: Final = rf",\s*{_ANY_ITEM}(?:\s*,\s*{_ANY_ITEM}){{7,}}{_P}"
+_ROW: Final = rf"\(\s*{_LITERAL_ITEM}(?:\s*,\s*{_LITERAL_ITEM})*{_P}\s*\)"
+_ROW_RUN: Final = rf",\s*{_ROW}(?:\s*,\s*{_ROW}){{3,}}{_P}"
 
-_SQ_STANDARD: Final = r"'[^']*(?:''[^']*)*(?:'|\Z)"
-_SQ_BACKSLASH: Final = r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*(?:'|\\?\Z)"
-_DQ_STANDARD: Final = r'"[^"]*(?:""[^"]*)*(?:"|\Z)'
-_DQ_BACKSLASH: Final = r'"[^"\\]*(?:(?:\\.|"")[^"\\]*)*(?:"|\\?\Z)'
+_SQ_STANDARD: Final = rf"'[^']*{_P}(?:''[^']*{_P})*{_P}(?:'|\Z)"
+_SQ_BACKSLASH: Final = rf"'[^'\\]*{_P}(?:(?:\\.|'')[^'\\]*{_P})*{_P}(?:'|\\?\Z)"
+_DQ_STANDARD: Final = rf'"[^"]*{_P}(?:""[^"]*{_P})*{_P}(?:"|\Z)'
+_DQ_BACKSLASH: Final = rf'"[^"\\]*{_P}(?:(?:\\.|"")[^"\\]*{_P})*{_P}(?:"|\\?\Z)'
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,9 +143,9 @@ def pattern_for(config: LexConfig) -> re.Pattern[str]:
     if config.hash_comment:
         comments.append(r"\#[^\n]*")
 
-    others = [r"`[^`]*(?:``[^`]*)*(?:`|\Z)"]
+    others = [rf"`[^`]*{_P}(?:``[^`]*{_P})*{_P}(?:`|\Z)"]
     if config.brackets:
-        others.append(r"\[[^\]]*(?:\]\][^\]]*)*(?:\]|\Z)")
+        others.append(rf"\[[^\]]*{_P}(?:\]\][^\]]*{_P})*{_P}(?:\]|\Z)")
     others += [
         r"::|<=|>=|<>|!=|\|\||->>|->|[(),;=*]|\.(?!\d)",
         r"0[xX][0-9A-Fa-f_]+|0[bB][01_]+|0[oO][0-7_]+",
@@ -247,9 +258,9 @@ def _nested_comment_end(text: str, start: int) -> int:
 _Spanned = tuple[int, int, str, str]
 
 
-def _lex_spans(text: str, config: LexConfig) -> list[_Spanned]:
-    """Every token (comments included) with its position, at most MAX_TOKENS of them;
-    what is left after that is one hidden literal."""
+def _lex_spans(text: str, config: LexConfig, max_tokens: int = MAX_TOKENS) -> list[_Spanned]:
+    """Every token (comments included) with its position, at most ``max_tokens`` of
+    them; what is left after that is one hidden literal."""
     out: list[_Spanned] = []
     append = out.append
     match = pattern_for(config).match
@@ -257,7 +268,7 @@ def _lex_spans(text: str, config: LexConfig) -> list[_Spanned]:
     kind_of = _kind_of
     pos = 0
     length = len(text)
-    while len(out) < MAX_TOKENS:
+    while len(out) < max_tokens:
         m = match(text, pos)
         gap, word, comment, string, dq, lrun, prun, _rows, other = m.group(
             1, 2, 3, 4, 7, 8, 9, 10, 11
@@ -421,7 +432,10 @@ def tokenize(text: str, dialect: Dialect = UNKNOWN) -> list[Token]:
     if len(readings) == 1 and len(text) <= _FAST_CHARS and not readings[0].nested:
         tokens = _tokenize_fast(text, readings[0])
     else:
-        streams = [_lex_spans(text, reading) for reading in readings]
+        budget = min(
+            MAX_TOKENS, max(MIN_TOKENS_PER_READING, MAX_TOKENS_ALL_READINGS // len(readings))
+        )
+        streams = [_lex_spans(text, reading, budget) for reading in readings]
         merged = streams[0] if len(streams) == 1 else _merge(text, streams)
         tokens = _spanned_tokens(text, merged)
     if not tokens:
