@@ -11,7 +11,7 @@ from typing import Final
 
 from otel_db.sql.dialects import Dialect, dialect_for_system
 from otel_db.sql.fingerprint import fingerprint, fingerprint_redis_command, fingerprint_tokens
-from otel_db.sql.sanitize import FALLBACK_TEXT, MAX_STATEMENT_CHARS, normalize_tokens, render
+from otel_db.sql.sanitize import FALLBACK_TEXT, normalize_tokens, render_sanitized
 from otel_db.sql.summary import MAX_SUMMARY_CHARS, operation_and_targets
 from otel_db.sql.tokenizer import tokenize
 
@@ -26,6 +26,7 @@ CACHE_SIZE: Final = 2048
 SMALL_STATEMENT_CHARS: Final = 1024
 LARGE_CACHE_SIZE: Final = 64
 LARGE_CACHE_BYTES: Final = 1024 * 1024
+_MAX_REDIS_ARGUMENTS: Final = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def _analyze(text: str, dialect: Dialect) -> StatementShape:
     shape = operation_and_targets(tokens)
     sanitized = normalize_tokens(tokens)
     return StatementShape(
-        sanitized_text=render(sanitized),
+        sanitized_text=render_sanitized(sanitized),
         operation=shape.operation,
         summary=shape.summary,
         collection=shape.collection,
@@ -149,7 +150,7 @@ def analyze_redis_command(command_text: str) -> StatementShape:
             return StatementShape("", None, None, None, fingerprint_redis_command(""))
         name = words[0].upper()[:MAX_SUMMARY_CHARS]
         argument_count = len(words[1].split()) if len(words) > 1 else 0
-        sanitized = " ".join([name] + ["?"] * min(argument_count, MAX_STATEMENT_CHARS // 2))
+        sanitized = " ".join([name] + ["?"] * min(argument_count, _MAX_REDIS_ARGUMENTS))
         return StatementShape(sanitized, name, name, None, fingerprint_redis_command(name))
     except Exception:
         _logger.debug("otel_db: could not analyze a redis command", exc_info=True)

@@ -35,6 +35,8 @@ _logger = logging.getLogger(__name__)
 
 #: Characters of a statement that are read; whatever lies beyond is one ``?``.
 MAX_STATEMENT_CHARS: Final = MAX_LEX_CHARS
+#: Longest sanitized text; a longer one is cut (it holds no literal anywhere).
+MAX_SANITIZED_CHARS: Final = 64 * 1024
 
 #: What :func:`sanitize` returns if something unexpected goes wrong.
 FALLBACK_TEXT: Final = "?"
@@ -222,6 +224,19 @@ def render(tokens: list[Token]) -> str:
     return text[1:] if text.startswith(" ") else text
 
 
+def render_sanitized(normalized: list[Token]) -> str:
+    """The text of :func:`normalize_tokens`' output, at most MAX_SANITIZED_CHARS long.
+
+    A longer one (thousands of placeholders in an ``IN`` list) is rendered with
+    placeholders hidden too, so its lists collapse to ``(?)``, and cut if still long.
+    """
+    text = render(normalized)
+    if len(text) <= MAX_SANITIZED_CHARS:
+        return text
+    text = render(normalize_tokens(normalized, hide_placeholders=True))
+    return text[:MAX_SANITIZED_CHARS]
+
+
 def sanitize(text: str, system: str | Dialect | None = None) -> str:
     """Return ``text`` with every literal replaced by ``?``; never raises.
 
@@ -230,7 +245,7 @@ def sanitize(text: str, system: str | Dialect | None = None) -> str:
     """
     try:
         dialect = system if isinstance(system, Dialect) else dialect_for_system(system)
-        return render(normalize_tokens(tokenize(text, dialect)))
+        return render_sanitized(normalize_tokens(tokenize(text, dialect)))
     except Exception:  # never let analysis break the application
         _logger.debug("otel_db: could not sanitize a statement", exc_info=True)
         return FALLBACK_TEXT
