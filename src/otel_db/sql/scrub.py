@@ -51,7 +51,11 @@ _PART_HEADER: Final = re.compile(
 )
 _CARET_LINE: Final = re.compile(r"\s*\^\s*(?:\n|\Z)")
 _CONTEXT_KEEP: Final = re.compile(r"""[^:"'=(\n]*:?""")
-_SQLITE_NO_SUCH_COLUMN: Final = re.compile(r"(no such column: )\S+", re.IGNORECASE)
+# SQLite names what it did not find to the end of its message; written as a string
+# ('x' where a table or a column goes) that name is a literal.
+_SQLITE_NO_SUCH_COLUMN: Final = re.compile(
+    r"(no such (?:column|table): ).+", re.IGNORECASE | re.DOTALL
+)
 _SA_PREFIX: Final = re.compile(r"\(\w+(?:\.\w+)*\) ")
 _SA_SQL: Final = "\n[SQL: "
 _SA_PARAMETERS: Final = "\n[parameters: "
@@ -66,6 +70,7 @@ def _is_name_quote(text: str, quote_at: int) -> bool:
 
 def _scrub_driver_message(text: str, dialect: Dialect | None) -> tuple[str, bool]:
     """A driver's message scrubbed; and whether it ended hiding (a value ran on)."""
+    text = _SQLITE_NO_SUCH_COLUMN.sub(r"\1?", text)
     name_starts = [
         m.start(2) for m in _NAME_QUOTE.finditer(text) if m.group(1).lower() in _NAME_WORDS
     ]
@@ -108,7 +113,7 @@ def _scrub_driver_message(text: str, dialect: Dialect | None) -> tuple[str, bool
         out.append(HIDDEN if opener in ("'", '"') else "(" + HIDDEN + ")")
         position = close + 1
     out.append(text[position:])
-    return _SQLITE_NO_SUCH_COLUMN.sub(r"\1?", "".join(out)), False
+    return "".join(out), False
 
 
 def _scrub_part(
