@@ -6,10 +6,11 @@ import functools
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from otel_db.sql.dialects import Dialect, dialect_for_system
+from otel_db.sql.dialects import BY_NAME, NAME_BY_SYSTEM, Dialect
 from otel_db.sql.fingerprint import fingerprint, fingerprint_redis_command, fingerprint_tokens
 from otel_db.sql.sanitize import FALLBACK_TEXT, normalize_tokens, render_sanitized
 from otel_db.sql.summary import MAX_SUMMARY_CHARS, operation_and_targets
@@ -18,8 +19,8 @@ from otel_db.sql.tokenizer import tokenize
 _logger = logging.getLogger(__name__)
 
 #: Distinct statements remembered by :func:`analyze_statement`: up to CACHE_SIZE
-#: (text, dialect) pairs of at most SMALL_STATEMENT_CHARS characters (an entry keeps
-#: the text and its shape: a few KB at most), and longer ones in a cache bounded in
+#: texts of at most SMALL_STATEMENT_CHARS characters per dialect in use (an entry
+#: keeps the text and its shape: a few KB at most), and longer ones in a cache bounded in
 #: bytes: it keys them by hash and length, not by text, and keeps at most
 #: LARGE_CACHE_SIZE shapes holding LARGE_CACHE_BYTES characters of results in all.
 CACHE_SIZE: Final = 2048
@@ -27,6 +28,7 @@ SMALL_STATEMENT_CHARS: Final = 1024
 LARGE_CACHE_SIZE: Final = 64
 LARGE_CACHE_BYTES: Final = 1024 * 1024
 _MAX_REDIS_ARGUMENTS: Final = 32 * 1024
+_MAX_SYSTEMS: Final = 64  # db.system.name values remembered for the cache lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,8 @@ class StatementShape:
     fingerprint: str  # otel_db.query.fingerprint, 16 lowercase hex chars
 
 
-def _analyze(text: str, dialect: Dialect) -> StatementShape:
-    tokens = tokenize(text, dialect)
+def _analyze(text: str, dialect_name: str) -> StatementShape:
+    tokens = tokenize(text, BY_NAME[dialect_name])
     shape = operation_and_targets(tokens)
     sanitized = normalize_tokens(tokens)
     return StatementShape(
@@ -53,7 +55,16 @@ def _analyze(text: str, dialect: Dialect) -> StatementShape:
     )
 
 
-_analyze_small = functools.lru_cache(maxsize=CACHE_SIZE)(_analyze)
+# One LRU per dialect, keyed by the text alone: a single ``str`` argument is its own
+# cache key (its hash is cached on the string), the cheapest lookup there is.
+_small_caches: dict[str, Callable[[str], StatementShape]] = {
+    name: functools.lru_cache(maxsize=CACHE_SIZE)(functools.partial(_analyze, dialect_name=name))
+    for name in BY_NAME
+}
+_SMALL_CACHE_BY_SYSTEM: dict[object, Callable[[str], StatementShape]] = {
+    None: _small_caches["unknown"],
+    **{system: _small_caches[name] for system, name in NAME_BY_SYSTEM.items()},
+}
 
 
 def _shape_size(shape: StatementShape) -> int:
@@ -108,6 +119,14 @@ class _LargeStatementCache:
 _large_cache = _LargeStatementCache(LARGE_CACHE_SIZE, LARGE_CACHE_BYTES)
 
 
+def _dialect_name(system: object) -> str:
+    if isinstance(system, Dialect):
+        return system.name if BY_NAME.get(system.name) is system else "unknown"
+    if isinstance(system, str):
+        return NAME_BY_SYSTEM.get(system, "unknown")
+    return "unknown"
+
+
 def analyze_statement(text: str, system: str | Dialect | None = None) -> StatementShape:
     """Sanitized text, operation, summary, collection and fingerprint of ``text``.
 
@@ -117,13 +136,19 @@ def analyze_statement(text: str, system: str | Dialect | None = None) -> Stateme
     application runs over and over is analysed once. Never raises.
     """
     try:
-        dialect = system if isinstance(system, Dialect) else dialect_for_system(system)
         if len(text) <= SMALL_STATEMENT_CHARS:
-            return _analyze_small(text, dialect)
-        key = (hash(text), len(text), dialect.name)
+            try:
+                return _SMALL_CACHE_BY_SYSTEM[system](text)
+            except (KeyError, TypeError):  # a system not seen before, or not a str
+                small = _small_caches[_dialect_name(system)]
+                if type(system) is str and len(_SMALL_CACHE_BY_SYSTEM) < _MAX_SYSTEMS:
+                    _SMALL_CACHE_BY_SYSTEM[system] = small
+                return small(text)
+        name = _dialect_name(system)
+        key = (hash(text), len(text), name)
         shape = _large_cache.get(key)
         if shape is None:
-            shape = _analyze(text, dialect)
+            shape = _analyze(text, name)
             _large_cache.put(key, shape)
         return shape
     except Exception:

@@ -13,6 +13,7 @@ second ``/*``, ...) are normalised away first, so the usual statement is lexed o
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final, NamedTuple
 
@@ -108,6 +109,11 @@ _BY_SYSTEM: Final = {
 }
 
 
+#: ``db.system.name`` -> dialect name, for callers that key caches by a plain string.
+NAME_BY_SYSTEM: Final = {system: dialect.name for system, dialect in _BY_SYSTEM.items()}
+BY_NAME: Final = {dialect.name: dialect for dialect in DIALECTS}
+
+
 def dialect_for_system(system: object) -> Dialect:
     """The dialect of a span's ``db.system.name``; unknown systems get every reading."""
     found = _BY_SYSTEM.get(system) if isinstance(system, str) else None
@@ -139,52 +145,85 @@ def _prefixes_present(prefixes: str, letters: str) -> str:
     return "".join(letter for letter in prefixes if letter in letters)
 
 
+class _Features(NamedTuple):
+    """What in a text can make readings differ."""
+
+    backslash: bool
+    dq: bool
+    hash: bool
+    dollar: bool
+    nested: bool
+    exec_comment: bool
+    bracket: bool
+    q: bool
+    dashdash: bool
+    cr: bool
+    u_amp: bool
+    mysql_dashdash_differs: bool
+    letters: str
+
+
 def readings_for(dialect: Dialect, text: str) -> tuple[LexConfig, ...]:
     """The distinct readings of ``dialect`` that can lex ``text`` differently."""
-    has_backslash = "\\" in text
-    has_dq = '"' in text
-    has_hash = "#" in text
-    has_dollar = "$" in text
     first_comment = text.find("/*")
-    nested = first_comment >= 0 and text.find("/*", first_comment + 2) >= 0
-    has_exec = "/*!" in text or "/*M!" in text
-    has_bracket = "[" in text
-    has_q = "q'" in text or "Q'" in text
     has_dashdash = "--" in text
-    has_cr = "\r" in text
-    has_u = "&'" in text
-    mysql_dashdash_differs: bool | None = None
-    letters = (
-        "".join(c for c in _PREFIX_CANDIDATES if _is_prefix_letter(text, c)) if "'" in text else ""
+    features = _Features(
+        backslash="\\" in text,
+        dq='"' in text,
+        hash="#" in text,
+        dollar="$" in text,
+        nested=first_comment >= 0 and text.find("/*", first_comment + 2) >= 0,
+        exec_comment="/*!" in text or "/*M!" in text,
+        bracket="[" in text,
+        q="q'" in text or "Q'" in text,
+        dashdash=has_dashdash,
+        cr="\r" in text,
+        u_amp="&'" in text,
+        mysql_dashdash_differs=has_dashdash
+        and _DASHDASH_NOT_MYSQL_COMMENT.search(text) is not None,
+        letters=(
+            "".join(c for c in _PREFIX_CANDIDATES if _is_prefix_letter(text, c))
+            if "'" in text
+            else ""
+        ),
     )
+    if BY_NAME.get(dialect.name) is dialect:  # (hashing a Dialect costs; its name not)
+        return _known_readings(dialect.name, features)
+    return _readings(dialect, features)
+
+
+@functools.lru_cache(maxsize=512)
+def _known_readings(name: str, features: _Features) -> tuple[LexConfig, ...]:
+    return _readings(BY_NAME[name], features)
+
+
+def _readings(dialect: Dialect, features: _Features) -> tuple[LexConfig, ...]:
     seen: dict[LexConfig, None] = {}
     for reading in dialect.readings:
         prefixes = reading.prefixes
         e_strings = reading.e_strings
-        if not has_backslash and e_strings:
+        if not features.backslash and e_strings:
             prefixes += "E"  # without a backslash, E'..' lexes like N'..'
             e_strings = False
         dashdash = reading.dashdash
-        if not has_dashdash or (dashdash == "lf" and not has_cr):
+        same_as_plain = dashdash == "lf" or (
+            dashdash == "mysql" and not features.mysql_dashdash_differs
+        )
+        if not features.dashdash or (same_as_plain and not features.cr):
             dashdash = "crlf"
-        elif dashdash == "mysql" and not has_cr:
-            if mysql_dashdash_differs is None:
-                mysql_dashdash_differs = bool(_DASHDASH_NOT_MYSQL_COMMENT.search(text))
-            if not mysql_dashdash_differs:
-                dashdash = "crlf"
         effective = LexConfig(
-            backslash=reading.backslash and has_backslash,
+            backslash=reading.backslash and features.backslash,
             e_strings=e_strings,
-            prefixes=_prefixes_present(prefixes, letters),
-            u_amp=reading.u_amp and has_u,
-            dq_backslash=reading.dq_backslash and has_backslash and has_dq,
-            dollar=reading.dollar and has_dollar,
-            hash_comment=reading.hash_comment and has_hash,
+            prefixes=_prefixes_present(prefixes, features.letters),
+            u_amp=reading.u_amp and features.u_amp,
+            dq_backslash=reading.dq_backslash and features.backslash and features.dq,
+            dollar=reading.dollar and features.dollar,
+            hash_comment=reading.hash_comment and features.hash,
             dashdash=dashdash,
-            nested=reading.nested and nested,
-            exec_comment=reading.exec_comment and has_exec,
-            brackets=reading.brackets and has_bracket,
-            q_quote=reading.q_quote and has_q,
+            nested=reading.nested and features.nested,
+            exec_comment=reading.exec_comment and features.exec_comment,
+            brackets=reading.brackets and features.bracket,
+            q_quote=reading.q_quote and features.q,
         )
         seen[effective] = None
     return tuple(seen)

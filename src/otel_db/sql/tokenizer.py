@@ -98,9 +98,10 @@ _DQ_BACKSLASH: Final = rf'"[^"\\]*{_P}(?:(?:\\.|"")[^"\\]*{_P})*{_P}(?:"|\\?\Z)'
 def pattern_for(config: LexConfig) -> re.Pattern[str]:
     """The token pattern of one reading.
 
-    Groups: 1 gap, 2 word, 3 comment, 4 string (5 and 6 inside it: the q-quote
-    delimiter and the dollar tag), 7 double-quoted, 8 literal run, 9 placeholder
-    run, 10 row run, 11 anything else.
+    Groups: 1 gap, 2 word, 3 literal run, 4 placeholder run, 5 row run, 6 operators,
+    numbers, placeholders and quoted names, 7 comment, 8 string (9 and 10 inside it:
+    the q-quote delimiter and the dollar tag), 11 double-quoted, 12 any other
+    character. The most frequent tokens come first: each alternative tried costs.
     """
     plain = _SQ_BACKSLASH if config.backslash else _SQ_STANDARD
     letters = config.prefixes + config.prefixes.lower()
@@ -147,23 +148,24 @@ def pattern_for(config: LexConfig) -> re.Pattern[str]:
     if config.brackets:
         others.append(rf"\[[^\]]*{_P}(?:\]\][^\]]*{_P})*{_P}(?:\]|\Z)")
     others += [
-        r"::|<=|>=|<>|!=|\|\||->>|->|[(),;=*]|\.(?!\d)",
+        r"::|<=|>=|<>|!=|\|\||->>|->|[(),;=]|\.(?!\d)",
+        r"\*(?!/)" if config.exec_comment else r"\*",
         r"0[xX][0-9A-Fa-f_]+|0[bB][01_]+|0[oO][0-7_]+",
         r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?",
         r"%\([^)%\s]{0,128}\)s|%s|\$\d+|\?\d*|:[^\W\d]\w*|:\d+",
         r"\$[\w$]*" if not config.dollar else r"(?!)",
-        r".",
     ]
     word_guard = f"(?!(?:{'|'.join(glued)}))" if glued else ""
     dq = _DQ_BACKSLASH if config.dq_backslash else _DQ_STANDARD
     source = (
         r"(\s*)(?:"
         rf"({word_guard}[^\W\d][\w$]*)"
+        rf"|({_LITERAL_RUN})|({_PLACEHOLDER_RUN})|({_ROW_RUN})"
+        rf"|({'|'.join(others)})"
         rf"|({'|'.join(comments)})"
         rf"|({'|'.join(strings)})"
         rf"|({dq})"
-        rf"|({_LITERAL_RUN})|({_PLACEHOLDER_RUN})|({_ROW_RUN})"
-        rf"|({'|'.join(others)})"
+        r"|(.)"
         r"|\Z)"
     )
     return re.compile(source, re.DOTALL)
@@ -214,7 +216,7 @@ def _tokenize_fast(text: str, config: LexConfig) -> list[Token]:
     new = _new
     kind_of = _kind_of
     spaced = False
-    for gap, word, comment, string, _q, _t, dq, lrun, prun, rows, other in pattern_for(
+    for gap, word, lrun, prun, rows, other, comment, string, _q, _t, dq, single in pattern_for(
         config
     ).findall(text):
         if gap:
@@ -228,6 +230,8 @@ def _tokenize_fast(text: str, config: LexConfig) -> list[Token]:
         elif comment:
             spaced = True
             continue
+        elif single:
+            append(new(Token, (kind_of(single), single, spaced, "")))
         elif dq:
             append(new(Token, (DOUBLE_QUOTED, dq, spaced, "")))
         elif lrun:
@@ -270,8 +274,8 @@ def _lex_spans(text: str, config: LexConfig, max_tokens: int = MAX_TOKENS) -> li
     length = len(text)
     while len(out) < max_tokens:
         m = match(text, pos)
-        gap, word, comment, string, dq, lrun, prun, _rows, other = m.group(
-            1, 2, 3, 4, 7, 8, 9, 10, 11
+        gap, word, lrun, prun, _rows, other, comment, string, dq, single = m.group(
+            1, 2, 3, 4, 5, 6, 7, 8, 11, 12
         )
         start = pos + len(gap)
         end = m.end()
@@ -281,6 +285,8 @@ def _lex_spans(text: str, config: LexConfig, max_tokens: int = MAX_TOKENS) -> li
             kind = WORD
         elif other:
             kind = kind_of(other)
+        elif single:
+            kind = kind_of(single)
         elif string:
             kind = STRING
         elif comment:
