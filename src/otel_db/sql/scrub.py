@@ -26,6 +26,7 @@ known sentences:
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Final
 
@@ -74,12 +75,15 @@ def _scrub_driver_message(text: str, dialect: Dialect | None) -> tuple[str, bool
     name_starts = [
         m.start(2) for m in _NAME_QUOTE.finditer(text) if m.group(1).lower() in _NAME_WORDS
     ]
+    headers = list(_PART_HEADER.finditer(text))
+    header_starts = [header.start() for header in headers]
     out: list[str] = []
     position = 0
     length = len(text)
     while position < length:
         match = _OPENER.search(text, position)
-        header = _PART_HEADER.search(text, position)
+        following = bisect.bisect_left(header_starts, position)
+        header = headers[following] if following < len(headers) else None
         if header is not None and (match is None or header.start() <= match.start()):
             out.append(text[position : header.start()])
             position, ran_on = _scrub_part(text, header, dialect, out)
@@ -101,12 +105,15 @@ def _scrub_driver_message(text: str, dialect: Dialect | None) -> tuple[str, bool
                 position = close + 1
                 continue
             # The value ends at the last such quote before the last object name.
-            limit = max((s for s in name_starts if s > start), default=length)
+            limit = name_starts[-1] if name_starts and name_starts[-1] > start else length
             close = text.rfind(opener, start + 1, limit)
         else:
             out.append("=" if opener[0] == "=" else opener[:-1])
             close = text.rfind(")", match.end())
-        if close < 0 or _PART_HEADER.search(text, start, close) is not None:
+        crossed = bisect.bisect_right(header_starts, close) > bisect.bisect_right(
+            header_starts, start
+        )
+        if close < 0 or crossed:
             # Unterminated, or across a part: what follows may be part of a value.
             out.append(HIDDEN)
             return "".join(out), True
