@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -42,6 +43,13 @@ def _mariadb_params(url: str) -> dict[str, object]:
         "database": parts.path.lstrip("/") or "test",
     }
 
+
+# Property tests are derandomized by default, so a failure in CI reproduces anywhere,
+# and have no deadline (a wall-time limit: a loaded machine must not fail them);
+# HYPOTHESIS_PROFILE=explore draws new examples on each run.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: Connection keywords for pymysql and mysql-connector, from ``OTEL_DB_TEST_MARIADB_URL``.
 MARIADB = _mariadb_params(MARIADB_URL)
