@@ -4,20 +4,23 @@ database of its own (the demo drops and recreates its tables), as docker-compose
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from otel_db import attributes as attr
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
 from .conftest import REPO_ROOT
@@ -100,9 +103,50 @@ def run_demo(env: dict[str, str], log: Path, timeout: float) -> str:
     return output
 
 
-TRACE_ID = re.compile(r'"trace_id": "0x([0-9a-f]{32})"')
+def console_spans(output: str) -> list[dict]:
+    """The spans the SDK's console exporter printed (pretty JSON, each from a '{' line)."""
+    decoder = json.JSONDecoder()
+    spans, position = [], 0
+    while (start := output.find("\n{\n", position)) != -1:
+        span, end = decoder.raw_decode(output, start + 1)
+        spans.append(span)
+        position = end
+    return spans
 
 
-def console_span_counts(output: str) -> Counter[str]:
-    """Spans per trace id in the SDK's console exporter output (one trace_id per span)."""
-    return Counter(TRACE_ID.findall(output))
+def kept_by_policy(span: dict) -> bool:
+    """collector.yaml's tail-sampling policies other than the probabilistic baseline."""
+    attributes = span["attributes"]
+    return (
+        span["status"]["status_code"] == "ERROR"
+        or attributes.get(attr.QUERY_SLOW) is True
+        or attributes.get(attr.N_PLUS_ONE_DETECTED) is True
+        or attributes.get(attr.TRANSACTION_OUTCOME) == attr.OUTCOME_ROLLED_BACK
+    )
+
+
+@dataclass
+class AppTrace:
+    """One trace as the app recorded it (OTEL_TRACES_EXPORTER=otlp,console)."""
+
+    spans: int = 0
+    root: str = ""
+    start: float = 0.0
+    flagged: bool = False
+    outcomes: set[str] = field(default_factory=set)
+
+
+def app_traces(output: str) -> dict[str, AppTrace]:
+    """trace id (hex, as Jaeger shows it) -> what the app produced for it."""
+    traces: dict[str, AppTrace] = {}
+    for span in console_spans(output):
+        trace = traces.setdefault(span["context"]["trace_id"].removeprefix("0x"), AppTrace())
+        trace.spans += 1
+        trace.flagged = trace.flagged or kept_by_policy(span)
+        if attr.TRANSACTION_OUTCOME in span["attributes"]:
+            trace.outcomes.add(span["attributes"][attr.TRANSACTION_OUTCOME])
+        if span["parent_id"] is None:
+            trace.root = span["name"]
+            started = datetime.fromisoformat(span["start_time"].replace("Z", "+00:00"))
+            trace.start = started.timestamp()
+    return traces

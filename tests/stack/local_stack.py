@@ -277,3 +277,16 @@ def span_tags(span: dict) -> dict[str, Any]:
 
 def process_tags(trace: dict, span: dict) -> dict[str, Any]:
     return {t["key"]: t["value"] for t in trace["processes"][span["processID"]].get("tags", [])}
+
+
+def otlp_tracer_provider(collector: Collector, service: str):
+    """A plain SDK TracerProvider (no otel_db) exporting each span to ``collector``."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    exporter = OTLPSpanExporter(endpoint=f"http://{collector.otlp_grpc}", insecure=True)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider

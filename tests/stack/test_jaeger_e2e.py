@@ -16,15 +16,12 @@ import pytest
 from otel_db import attributes as attr
 
 from . import local_stack as ls
-from .demo import compose_app_env, demo_database, demo_env, run_demo
+from .demo import AppTrace, app_traces, compose_app_env, demo_database, demo_env, run_demo
 
 pytestmark = pytest.mark.slow
 
 ITERATIONS = 12
 SERVICE = compose_app_env()["OTEL_SERVICE_NAME"]  # otel-db-demo, as in the README
-# what each demo request is flagged for (examples/app.py, run_once)
-FLAGGED = {"POST /customers", "GET /orders", "GET /reports/sales"}
-HEALTHY = {"POST /orders", "GET /stats", "seed demo data"}
 # literals of the demo's data: customer e-mails, order totals (1000 + 250 n, 4200 cents)
 DEMO_LITERALS = ("example.com", "customer1@", "4200", "1250", "2750")
 
@@ -62,23 +59,30 @@ def stack(tmp_path_factory) -> Iterator[tuple[ls.Collector, ls.Jaeger]]:
 
 
 @pytest.fixture(scope="module")
-def demo(stack, tmp_path_factory) -> str:
+def demo(stack, tmp_path_factory) -> dict[str, AppTrace]:
+    """The demo's traces as the app recorded them (console exporter next to OTLP)."""
     collector, jaeger = stack
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with demo_database() as database_url:
-        env = demo_env(collector.otlp_grpc, database_url, SERVICE, DEMO_ITERATIONS=str(ITERATIONS))
-        output = run_demo(env, log, timeout=180)
+        env = demo_env(
+            collector.otlp_grpc,
+            database_url,
+            SERVICE,
+            DEMO_ITERATIONS=str(ITERATIONS),
+            OTEL_TRACES_EXPORTER="otlp,console",
+        )
+        sent = app_traces(run_demo(env, log, timeout=180))
+    flagged = {tid for tid, t in sent.items() if t.flagged}
 
     def all_flagged_arrived():
-        roots = Counter(root_name(t) for t in jaeger.traces(SERVICE))
-        return all(roots[name] >= ITERATIONS for name in FLAGGED)
+        return flagged <= {t["traceID"] for t in jaeger.traces(SERVICE)}
 
     try:
         ls.wait_until(all_flagged_arrived, 60, "every flagged demo trace in Jaeger")
     except TimeoutError as error:
-        pytest.fail(f"{error}\ndemo:\n{output[-2000:]}\ncollector:\n{collector.log()[-3000:]}")
+        pytest.fail(f"{error}\ncollector:\n{collector.log()[-3000:]}")
     time.sleep(3)  # a later batch of healthy traces, if any, lands before the counts
-    return output
+    return sent
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +113,11 @@ def test_slow_query_search_finds_the_report_with_sanitized_text_and_threshold(st
         assert slow["duration"] >= 500_000  # microseconds
 
 
-def test_rolled_back_search_finds_the_duplicate_registration(stack, demo):
+def test_rolled_back_search_finds_every_rolled_back_transaction(stack, demo):
     found = search(stack[1], "otel_db.transaction.outcome=rolled_back")
-    assert Counter(root_name(t) for t in found) == {"POST /customers": ITERATIONS}
+    expected = {tid for tid, t in demo.items() if attr.OUTCOME_ROLLED_BACK in t.outcomes}
+    assert {t["traceID"] for t in found} == expected
+    assert Counter(root_name(t) for t in found)["POST /customers"] == ITERATIONS
 
 
 def test_n_plus_one_search_finds_the_order_list(stack, demo):
@@ -132,16 +138,43 @@ def test_error_category_search_finds_the_constraint_violation(stack, demo):
         assert ls.span_tags(failed)[attr.DB_SYSTEM_NAME] == "postgresql"
 
 
-def test_tail_sampling_keeps_every_flagged_trace_and_thins_healthy_ones(traces):
-    roots = Counter(root_name(t) for t in traces)
-    assert set(roots) <= FLAGGED | HEALTHY, roots
-    for name in FLAGGED:
-        assert roots[name] == ITERATIONS, (name, roots)
-    # healthy: 2 per iteration + the seed, kept by the 10 % baseline only. Keeping half or
-    # more of them has a probability under 1e-7 with a working policy.
-    healthy_sent = 2 * ITERATIONS + 1
-    healthy_kept = sum(roots[name] for name in HEALTHY)
-    assert healthy_kept < healthy_sent / 2, roots
+def test_tail_sampling_keeps_every_flagged_trace_and_thins_healthy_ones(demo, traces):
+    stored = {t["traceID"] for t in traces}
+    assert stored <= set(demo), "Jaeger has traces the demo did not send"
+    flagged = {tid for tid, t in demo.items() if t.flagged}
+    healthy = set(demo) - flagged
+    assert flagged <= stored
+    assert len(flagged) >= 3 * ITERATIONS
+    # healthy traces (committed or read-only work, no error, nothing slow) are kept by the
+    # 10 % baseline only: keeping half of 20 or more has a probability under 1e-6
+    assert len(healthy) >= 20, Counter(demo[tid].root for tid in healthy)
+    kept = healthy & stored
+    assert len(kept) < len(healthy) / 2, Counter(demo[tid].root for tid in kept)
+
+
+def test_tail_sampling_does_not_keep_released_transactions(stack):
+    """`released` (read-only work, CONTRACT) is healthy traffic: the rolled-back policy
+    names rolled_back and nothing else, so these are thinned like any healthy trace."""
+    collector, jaeger = stack
+    service = "read-only-service"
+    provider = ls.otlp_tracer_provider(collector, service)
+    tracer = provider.get_tracer("read-only")
+    for outcome in ["released"] * 30 + [attr.OUTCOME_ROLLED_BACK]:
+        root = "GET /catalog" if outcome == "released" else "POST /cart"
+        with (
+            tracer.start_as_current_span(root),
+            tracer.start_as_current_span("TRANSACTION shop") as transaction,
+        ):
+            transaction.set_attribute(attr.TRANSACTION_OUTCOME, outcome)
+    provider.shutdown()
+    ls.wait_until(
+        lambda: jaeger.traces(service, {attr.TRANSACTION_OUTCOME: "rolled_back"}),
+        30,
+        "the rolled-back trace (sent last) in Jaeger",
+    )
+    time.sleep(1)
+    kept = [t for t in jaeger.traces(service) if root_name(t) == "GET /catalog"]
+    assert len(kept) < 15, f"{len(kept)} of 30 released traces kept"
 
 
 def test_no_demo_literal_reaches_jaeger(traces):
@@ -185,16 +218,9 @@ def test_span_metrics_reach_prometheus_with_the_db_dimensions(stack, demo):
 
 def test_collector_redacts_literals_from_services_without_otel_db(stack, tmp_path: Path):
     """A service that does not sanitize: the Collector's transform/redact rules scrub it."""
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
     collector, jaeger = stack
     service = "legacy-service-without-otel-db"
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    exporter = OTLPSpanExporter(endpoint=f"http://{collector.otlp_grpc}", insecure=True)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = ls.otlp_tracer_provider(collector, service)
     tracer = provider.get_tracer("legacy")
     with (
         tracer.start_as_current_span("GET /legacy"),
