@@ -106,6 +106,7 @@ def run_demo(env: dict[str, str], log: Path, timeout: float) -> str:
 def console_spans(output: str) -> list[dict]:
     """The spans the SDK's console exporter printed (pretty JSON, each from a '{' line)."""
     decoder = json.JSONDecoder()
+    output = "\n" + output  # the first span may open the output
     spans, position = [], 0
     while (start := output.find("\n{\n", position)) != -1:
         span, end = decoder.raw_decode(output, start + 1)
