@@ -251,8 +251,10 @@ def test_bindings_follow_the_tables_the_installed_sdk_holds_across_collections()
 def test_a_replaced_aggregation_table_is_never_recorded_into():
     """What SDK 1.45.2 does on delta collection, done by hand: the match's table is
     replaced; the shortcut notices by identity, records publicly, then rebinds."""
-    shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader(), _delta_reader()])
-    _record_both(shared, public, VALUES, GET)
+    shared, _public, _readers_a, _readers_b = _pair(
+        lambda: [InMemoryMetricReader(), _delta_reader()]
+    )
+    _record_both(shared, _public, VALUES, GET)
     (binding,) = shared._bound.values()
     match, table, _aggregation, _lock = binding.entries[0]
     assert match._attributes_aggregation is table
