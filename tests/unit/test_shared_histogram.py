@@ -115,6 +115,7 @@ def _same(readers_a, readers_b) -> None:
         assert _points(reader_a) == _points(reader_b)
 
 
+@pytest.mark.shortcut
 def test_cumulative_reader_gets_what_the_public_path_gives():
     shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader()])
     _record_both(shared, public, VALUES, GET)
@@ -197,6 +198,7 @@ def test_instruments_that_are_not_the_sdk_histogram_are_called_as_they_are():
     assert shared._bound == {}
 
 
+@pytest.mark.shortcut
 def test_bound_attribute_sets_are_capped(monkeypatch):
     monkeypatch.setattr(shared_histogram, "MAX_BOUND", 8)
     readers = [InMemoryMetricReader()]
@@ -227,6 +229,7 @@ def test_concurrent_records_all_count():
     assert total == pytest.approx(24.0)
 
 
+@pytest.mark.shortcut
 def test_bindings_follow_the_tables_the_installed_sdk_holds_across_collections():
     """Collecting (cumulative or delta) and recording other attribute sets: after each
     record the binding holds exactly the aggregations the SDK would record into (SDK
@@ -248,6 +251,7 @@ def test_bindings_follow_the_tables_the_installed_sdk_holds_across_collections()
         assert all(a is b for a, b in zip(again.aggregations, binding.aggregations, strict=True))
 
 
+@pytest.mark.shortcut
 def test_a_replaced_aggregation_table_is_never_recorded_into():
     """What SDK 1.45.2 does on delta collection, done by hand: the match's table is
     replaced; the shortcut notices by identity, records publicly, then rebinds."""
@@ -310,6 +314,7 @@ def test_the_gate_shut_records_only_the_public_way():
             _same(readers_a, readers_b)
 
 
+@pytest.mark.shortcut
 def test_an_exception_on_the_fast_path_takes_the_public_path():
     shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader()])
     _record_both(shared, public, VALUES, GET)
@@ -326,6 +331,7 @@ def test_an_exception_on_the_fast_path_takes_the_public_path():
     _same(readers_a, readers_b)
 
 
+@pytest.mark.shortcut
 def test_a_meter_disabled_after_binding_stops_recording():
     readers = [InMemoryMetricReader()]
     provider = _provider(readers)
