@@ -16,6 +16,7 @@ sessions=("$@")
 if [ ${#sessions[@]} -eq 0 ]; then
   sessions=(oldest newest_sdk public_paths)
 fi
+printf '\n=== Version matrix (noxfile.py): %s\n' "${sessions[*]}"
 start=$SECONDS
 # A clean clone has no .nox; a developer's stale one must not decide what is tested.
 python -m nox --no-reuse-existing-virtualenvs --sessions "${sessions[@]}"
