@@ -324,8 +324,7 @@ def test_an_exception_on_the_fast_path_takes_the_public_path():
         def aggregate(self, measurement, should_sample_exemplar=True) -> None:
             raise RuntimeError("an SDK that changed underneath")
 
-    match, table, _aggregation, lock = binding.entries[0]
-    binding.entries = ((match, table, Raising(), lock),)
+    binding.aggregations = (Raising(),)
     _record_both(shared, public, [0.5, 0.25], GET)  # never raises
     assert shared._broken and shared._bound == {}
     _same(readers_a, readers_b)

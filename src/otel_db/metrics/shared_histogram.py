@@ -84,7 +84,7 @@ class _Binding:
     """One attribute set's aggregations, valid while ``storages`` is the consumer's and
     each view match still holds the aggregation table the binding found them in."""
 
-    __slots__ = ("attributes", "cleaned", "entries", "storages")
+    __slots__ = ("aggregations", "attributes", "cleaned", "entries", "locked", "storages", "tables")
 
     def __init__(
         self, attributes: Any, cleaned: Any, storages: Any, entries: tuple[_Entry, ...]
@@ -93,10 +93,11 @@ class _Binding:
         self.cleaned = cleaned  # what the SDK's Measurement would hold
         self.storages = storages
         self.entries = entries
-
-    @property
-    def aggregations(self) -> tuple[Any, ...]:
-        return tuple(entry[2] for entry in self.entries)
+        # Per record: the identity checks, then the aggregations (flat tuples, no unpacking
+        # of what a record does not use).
+        self.tables = tuple((match, table) for match, table, _a, _l in entries)
+        self.aggregations = tuple(aggregation for _m, _t, aggregation, _l in entries)
+        self.locked = any(lock is not None for _m, _t, _a, lock in entries)
 
 
 #: (view match, its aggregation table, the aggregation, the match's lock or None).
@@ -166,9 +167,27 @@ class SharedAttributesHistogram:
     def record(self, amount: float, attributes: Any) -> None:
         binding = self._bound.get(id(attributes))
         if binding is not None and binding.attributes is attributes:
+            # (Inlined: this runs per statement; a helper call costs more than the checks.)
             try:
-                if self._record_bound(binding, amount):
-                    return
+                histogram = self.histogram
+                config = histogram._meter_config  # what histogram._is_enabled() reads
+                if (
+                    binding.storages is histogram._measurement_consumer._reader_storages
+                    and (config is None or config.is_enabled)
+                    and 0.0 <= amount < _INF
+                ):
+                    # SDK 1.45.2 replaces a delta match's whole table: an identity check.
+                    for match, table in binding.tables:
+                        if match._attributes_aggregation is not table:
+                            break
+                    else:
+                        point = _Point(amount, time_ns(), histogram, attributes)
+                        if binding.locked:
+                            self._aggregate_locked(binding, point)
+                        else:
+                            for aggregation in binding.aggregations:
+                                aggregation.aggregate(point, False)
+                        return
             except Exception:  # a shortcut never fails a statement: the public path
                 self._broken = True
                 self._bound.clear()
@@ -181,23 +200,9 @@ class SharedAttributesHistogram:
         self.histogram.record(amount, attributes)
         self._maybe_bind(attributes)
 
-    def _record_bound(self, binding: _Binding, amount: float) -> bool:
-        """Record through ``binding``; False (nothing recorded) when it is stale."""
-        histogram = self.histogram
-        config = histogram._meter_config  # what histogram._is_enabled() reads
-        if not (
-            binding.storages is histogram._measurement_consumer._reader_storages
-            and (config is None or config.is_enabled)
-            and 0.0 <= amount < _INF
-        ):
-            return False
-        entries = binding.entries
-        for match, table, _aggregation, _lock in entries:
-            # The SDK replaces the whole table (1.45.2, delta): an identity check.
-            if match._attributes_aggregation is not table:
-                return False
-        point = _Point(amount, time_ns(), histogram, binding.attributes)
-        for match, table, aggregation, lock in entries:
+    def _aggregate_locked(self, binding: _Binding, point: _Point) -> None:
+        """Record ``point`` where some match replaces its table on delta collection."""
+        for match, table, aggregation, lock in binding.entries:
             if lock is None:
                 aggregation.aggregate(point, False)
                 continue
@@ -206,12 +211,12 @@ class SharedAttributesHistogram:
                 if current:
                     aggregation.aggregate(point, False)
             if not current:
-                # Collected since the check above: this match's share the SDK's way
-                # (it takes the lock itself); the next record rebinds.
+                # Collected since the check: this match's share the SDK's way (it takes
+                # the lock itself); the next record rebinds.
                 match.consume_measurement(
-                    _Point(amount, point.time_unix_nano, histogram, binding.cleaned), False
+                    _Point(point.value, point.time_unix_nano, point.instrument, binding.cleaned),
+                    False,
                 )
-        return True
 
     def _maybe_bind(self, attributes: Any) -> None:
         if self._broken or len(self._bound) >= MAX_BOUND:
