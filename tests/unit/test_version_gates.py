@@ -191,3 +191,11 @@ def test_contrib_histograms_are_left_alone_on_the_public_path():
     with verified.forced(True):
         intern_contrib_histograms(integration)
     assert type(integration._duration_histogram) is not _Histogram
+
+
+def test_the_configurator_hook_is_looked_up_on_the_public_path(caplog):
+    from otel_db.configurator import _accepts_export_span_processor
+
+    with verified.forced(False), caplog.at_level(logging.WARNING, logger="otel_db"):
+        assert _accepts_export_span_processor()  # this SDK's signature has it
+    assert caplog.records == []
