@@ -180,6 +180,28 @@ def _instrument_everything() -> None:
             instrumentor.instrument(skip_dep_check=True)
 
 
+#: ``off``: every private-surface shortcut takes its public path for the whole session
+#: (the version matrix's ``public_paths`` session; see otel_db.compat.verified).
+SHORTCUTS = os.environ.get("OTEL_DB_TEST_SHORTCUTS", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SHORTCUTS != "off":
+        return
+    skip = pytest.mark.skip(reason="asserts a shortcut itself; OTEL_DB_TEST_SHORTCUTS=off")
+    for item in items:
+        if item.get_closest_marker("shortcut"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shortcut_gates() -> Iterator[None]:
+    from otel_db.compat import verified
+
+    with verified.forced(False if SHORTCUTS == "off" else None):
+        yield
+
+
 @pytest.fixture(scope="session")
 def otel_session() -> Iterator[SpanCapture]:
     apply_environment_defaults(os.environ)  # semconv opt-in, as the launcher does
