@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import time
 from collections.abc import Collection
 from typing import Any
@@ -270,11 +271,39 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
 
     _listener: StatementListener | None = None
     _error_path_wrapped = False
+    _pending: object | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("sqlalchemy >= 1.4, < 2.2",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        """Listen now if SQLAlchemy is imported, else when the application imports it.
+
+        Importing SQLAlchemy at start-up would change what the application sees (a
+        fresh interpreter with ``sqlalchemy`` already in ``sys.modules``, and its import
+        time); a post-import hook installs the listeners right after the application's
+        own ``import sqlalchemy``, before it can create an engine.
+        """
+        type(self)._pending = None
+        if "sqlalchemy" in sys.modules:
+            self._install(**kwargs)
+            return
+        from wrapt import register_post_import_hook
+
+        pending = object()
+        type(self)._pending = pending
+
+        def on_import(_module: Any) -> None:
+            if type(self)._pending is pending:  # not uninstrumented meanwhile
+                type(self)._pending = None
+                try:
+                    self._install(**kwargs)
+                except Exception as error:
+                    FAILURES.report("SQLAlchemy instrumentation", error)
+
+        register_post_import_hook(on_import, "sqlalchemy")
+
+    def _install(self, **kwargs: Any) -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
@@ -291,6 +320,9 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         type(self)._error_path_wrapped = _wrap_error_path(listener)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        type(self)._pending = None
+        if type(self)._listener is None:
+            return
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
