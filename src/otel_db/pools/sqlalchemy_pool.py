@@ -111,11 +111,9 @@ def _forget(key: int, checkout: _Checkout) -> None:
 
 def checkout_of(sa_connection: Any) -> _Checkout | None:
     """The checkout a SQLAlchemy ``Connection`` runs on, if otel_db saw it."""
-    proxy = sa_connection.connection
-    checkout = _BY_PROXY.get(id(proxy))
-    if checkout is None or checkout.proxy_ref() is not proxy:
-        return None
-    return checkout
+    # No identity check: a proxy's entry leaves with the proxy (its weak reference's
+    # callback runs before the id can be reused).
+    return _BY_PROXY.get(id(sa_connection.connection))
 
 
 def _report_timeout(pool: Any, started: float, error: BaseException) -> None:
