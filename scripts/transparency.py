@@ -11,7 +11,7 @@ that no longer differs (the list must stay true).
     python scripts/transparency.py [--only sqlalchemy-sqlite,redis] [--keep DIR]
 
 Needs the services of scripts/test-services.sh (PostgreSQL, Redis on 127.0.0.1).
-Prints per suite the counts and the traced/plain wall-time ratio.
+Prints per suite the counts and the traced/plain wall-time and CPU-time ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import itertools
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -259,7 +260,7 @@ def _run(
     out: Path,
     only: list[str] | None = None,
     node_ids: dict[str, str] | None = None,
-) -> tuple[dict[str, str], float]:
+) -> tuple[dict[str, str], float, float]:
     env = dict(os.environ)
     for name in list(env):
         if name.startswith(("OTEL_", "PYTEST_")):
@@ -282,6 +283,7 @@ def _run(
         f"--junitxml={junit}", "-o", "junit_family=xunit1",
     ]  # fmt: skip
     started = time.monotonic()
+    cpu_before = _children_cpu()
     with log.open("w") as sink:
         try:
             subprocess.run(
@@ -290,7 +292,15 @@ def _run(
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             sink.write(f"\nTIMEOUT after {RUN_TIMEOUT_S}s\n")
-    return _outcomes(junit, node_ids), time.monotonic() - started
+    elapsed = time.monotonic() - started
+    return _outcomes(junit, node_ids), elapsed, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes: unlike wall time, hardly moved by other
+    work on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load_known() -> dict[tuple[str, str], str]:
@@ -328,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         source = _unpack(suite, version, work)
         node_ids: dict[str, str] = {}
-        plain, plain_s = _run(suite, source, False, out, node_ids=node_ids)
-        traced, traced_s = _run(suite, source, True, out)
+        plain, plain_s, plain_cpu = _run(suite, source, False, out, node_ids=node_ids)
+        traced, traced_s, traced_cpu = _run(suite, source, True, out)
         if not plain or not traced:
             problems.append(f"{suite.name}: a run reported no tests (see {out})")
             continue
@@ -344,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         # must not fail the job, a real difference differs again.
         unlisted = [node_ids[t] for t in differing if t not in listed and t in node_ids]
         if unlisted:
-            again_plain, _ = _run(suite, source, False, out, only=unlisted)
-            again_traced, _ = _run(suite, source, True, out, only=unlisted)
+            again_plain = _run(suite, source, False, out, only=unlisted)[0]
+            again_traced = _run(suite, source, True, out, only=unlisted)[0]
             for test in list(differing):
                 if test in listed or test not in node_ids:
                     continue
@@ -356,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{suite.name} {version}: {len(plain)} tests {counts}; "
             f"plain {plain_s:.1f}s, traced {traced_s:.1f}s, "
-            f"ratio {traced_s / plain_s:.2f}; differing {len(differing)}, "
+            f"ratio {traced_s / plain_s:.2f}; CPU plain {plain_cpu:.1f}s, traced "
+            f"{traced_cpu:.1f}s, ratio {traced_cpu / max(plain_cpu, 0.01):.2f}; "
+            f"differing {len(differing)}, "
             f"known {len(listed & set(differing))}"
         )
         for test, (was, now) in differing.items():
