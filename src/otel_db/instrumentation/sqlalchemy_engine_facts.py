@@ -27,10 +27,15 @@ class EngineFacts:
 _facts: weakref.WeakKeyDictionary[Any, EngineFacts] = weakref.WeakKeyDictionary()
 
 
-def facts_for(engine: Any, dbapi_connection: Any) -> EngineFacts:
-    """The engine's facts; the URL first, then the live connection for what it lacks."""
+def facts_for(engine: Any, cursor: Any) -> EngineFacts:
+    """The engine's facts; the URL first, then the live connection (``cursor``'s, when
+    a cursor is given) for what it lacks.
+
+    ``cursor.connection`` is read only while the facts are not known yet: it is a DB-API
+    extension, and some drivers (pg8000) warn on every read."""
     found = _facts.get(engine)
     if found is None:
+        dbapi_connection = getattr(cursor, "connection", None) if cursor is not None else None
         found = _compute(engine, dbapi_connection)
         _facts[engine] = found
     return found
