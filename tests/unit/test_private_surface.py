@@ -316,3 +316,20 @@ def test_psycopg2_private_connect():
     assert callable(psycopg2._connect)
     assert "_connect" in psycopg2.connect.__code__.co_names
     assert _connect_target(psycopg2) == "_connect"
+
+
+def test_sqlalchemy_error_path():
+    """instrumentation/sqlalchemy.py wraps ``Connection._handle_dbapi_exception`` (every
+    failed statement passes there, even under ``skip_user_error_events``) on the series in
+    ``ERROR_PATH_SERIES`` with this signature; elsewhere ``handle_error`` ends the span."""
+    import sqlalchemy
+    from sqlalchemy.engine import Connection
+
+    from otel_db.instrumentation.sqlalchemy import ERROR_PATH_SERIES, _error_path_checked
+
+    assert sqlalchemy.__version__.startswith(ERROR_PATH_SERIES), sqlalchemy.__version__
+    method = Connection.__dict__["_handle_dbapi_exception"]
+    assert _params(getattr(method, "__wrapped__", method))[:6] == [
+        "self", "e", "statement", "parameters", "cursor", "context",
+    ]
+    assert _error_path_checked()
