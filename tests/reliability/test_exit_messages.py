@@ -53,3 +53,21 @@ def test_a_misspelled_exporter_gets_the_closest_name_and_where_it_falls_back(tmp
     assert f"using 'otlp', which sends to {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT)" in warning
     assert "connection refused" in _summary(app.stderr)
     assert "metrics" not in app.stderr.lower()  # no metrics pushed to a collector not asked for
+
+
+def test_a_refused_collector_beside_the_console_exporter_loses_no_console_span(
+    tmp_path: Path,
+):
+    """``OTEL_TRACES_EXPORTER=otlp,console`` with nothing at the collector's address: the
+    OTLP exporter's refusal ends its own exit wait, not the console exporter's, which
+    prints every span (and is not blamed for the refusal)."""
+    env = app_env(
+        f"http://127.0.0.1:{free_port()}",
+        OTEL_TRACES_EXPORTER="otlp,console",
+        OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS=LONG_BOUND_MS,
+    )
+    app = run_app(SMALL_APP, env, tmp_path, timeout=60)
+    assert app.returncode == 0, app.stderr
+    assert '"name": "job"' in app.stdout and '"name": "SELECT"' in app.stdout, app.stdout
+    summary = _summary(app.stderr)  # exactly one: the OTLP exporter's
+    assert "OTLPSpanExporter" in summary and "connection refused" in summary, summary

@@ -214,7 +214,9 @@ class ResilientBatchProcessor(SpanProcessor):
                 # A refused connection at exit: no collector is there, and retrying
                 # until the deadline would only hold the process (a misspelled
                 # exporter falls back to OTLP on localhost, where nothing listens).
-                if is_refused(ERRORS.last_error) or (
+                # ERRORS holds the OTLP exporters' own log lines: it says nothing of
+                # another exporter (console) beside them, which must still be drained.
+                if (self._collector is not None and is_refused(ERRORS.last_error)) or (
                     self._failures and is_refused(self.report.last_reason)
                 ):
                     break
@@ -237,7 +239,7 @@ class ResilientBatchProcessor(SpanProcessor):
             if stuck or self._failures
             else "the exit bound (OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS) ended before they were sent"
         )
-        if lost and not self.report.last_reason:
+        if lost and not self.report.last_reason and self._collector is not None:
             self.report.last_reason = ERRORS.last_error
         self.report.at_exit(lost, why)
 
