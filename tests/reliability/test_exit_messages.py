@@ -65,6 +65,9 @@ def test_a_refused_collector_beside_the_console_exporter_loses_no_console_span(
         f"http://127.0.0.1:{free_port()}",
         OTEL_TRACES_EXPORTER="otlp,console",
         OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS=LONG_BOUND_MS,
+        # Nothing exported before the exit: both exporters drain at once, and the OTLP
+        # exporter's refusal comes while the console exporter still holds every span.
+        OTEL_BSP_SCHEDULE_DELAY="30000",
     )
     app = run_app(SMALL_APP, env, tmp_path, timeout=60)
     assert app.returncode == 0, app.stderr
