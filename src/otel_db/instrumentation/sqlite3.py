@@ -168,11 +168,13 @@ class _SQLite3ConnectionProxy(TracedConnectionProxy):
         if integration.database:
             system[attr.DB_NAMESPACE] = integration.database
         self._self_system = system
+        # Kept under otel_db's own name: contrib's attribute for it is private.
+        self._self_otel_db_integration = integration
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return _SQLite3CursorProxy(
             self.__wrapped__.cursor(*args, **kwargs),
-            self._self_db_api_integration,
+            self._self_otel_db_integration,
             self._self_system,
         )
 
