@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
@@ -44,6 +45,7 @@ def test_accepts_connections_on_a_real_socket():
     assert not accepts_connections(address)  # closed: refused
 
 
+@pytest.mark.shortcut
 def test_reconnect_gives_the_installed_grpc_exporter_a_new_channel():
     # The private names reconnect() uses are gated (compat.verified, shortcut
     # "exporter.grpc.reconnect") and listed in test_private_surface.py.
