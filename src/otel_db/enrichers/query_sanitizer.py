@@ -36,6 +36,9 @@ _SA_SQL: Final = re.compile(
 )
 _SA_PARAMETERS: Final = re.compile(r"^\[parameters: .*?\]$(?=\n\(Background|\n*\Z)", re.M | re.S)
 PARAMETERS_REMOVED: Final = "[parameters: ?]"
+STATEMENT_REMOVED: Final = "[SQL: ?]"
+# PostgreSQL's "LINE 3: <echoed statement>".
+_ECHO_LINE: Final = re.compile(r"^(\s*LINE \d+:).*$", re.M)
 _SQLALCHEMY: Final = "sqlalchemy."
 
 # The parts of a Python traceback that hold code, not values.
@@ -49,9 +52,22 @@ _CHAIN_LINES: Final = frozenset(
 )
 
 
-def scrub_message(message: str) -> str:
+def drop_statement_echo(message: str) -> str:
+    """``message`` without the statement SQLAlchemy and PostgreSQL echo in it
+    (``OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false``)."""
+    if "[SQL: " in message:
+        message = _SA_SQL.sub(STATEMENT_REMOVED, message)
+    if "LINE " in message:
+        message = _ECHO_LINE.sub(r"\1 ?", message)
+    return message
+
+
+def scrub_message(message: str, keep_statement: bool = True) -> str:
     """``message`` without the values it quotes; SQLAlchemy's statement echo sanitized
-    and its parameter list removed. Never raises (the library parts never do)."""
+    (removed, unless ``keep_statement``) and its parameter list removed. Never raises
+    (the library parts never do)."""
+    if not keep_statement:
+        message = drop_statement_echo(message)
     if "[SQL: " in message:
         message = _SA_SQL.sub(lambda m: f"[SQL: {sanitize(m.group('sql'))}]", message)
     if "[parameters: " in message:
@@ -76,10 +92,10 @@ def scrub_stacktrace(stacktrace: str, exception_type: str, scrubbed_message: str
     return "\n".join(out)
 
 
-def _scrub_event(event: Event) -> Event:
+def _scrub_event(event: Event, keep_statement: bool = True) -> Event:
     attributes = dict(event.attributes or {})
     message = attributes.get(EXCEPTION_MESSAGE)
-    scrubbed = scrub_message(message) if isinstance(message, str) else ""
+    scrubbed = scrub_message(message, keep_statement) if isinstance(message, str) else ""
     if isinstance(message, str):
         attributes[EXCEPTION_MESSAGE] = scrubbed
     stacktrace = attributes.get(EXCEPTION_STACKTRACE)
@@ -105,6 +121,10 @@ class ErrorMessageScrubber(SpanEnricher):
     name = "error-message-scrubber"
     end_filter = EndFilter(troubled_only=True)
 
+    def __init__(self, keep_statement: bool = True) -> None:
+        # False with OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false: echoed statements go too.
+        self.keep_statement = keep_statement
+
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
         status = span.status
@@ -118,7 +138,7 @@ class ErrorMessageScrubber(SpanEnricher):
             if event.name == "exception" and (
                 database_span or _is_database_error(event.attributes)
             ):
-                new_events.append(_scrub_event(event))
+                new_events.append(_scrub_event(event, self.keep_statement))
                 scrubbed_any = True
             else:
                 new_events.append(event)
@@ -126,6 +146,6 @@ class ErrorMessageScrubber(SpanEnricher):
             draft.replace_events(new_events)
         description = status.description
         if description and (database_span or scrubbed_any):
-            scrubbed = scrub_message(description)
+            scrubbed = scrub_message(description, self.keep_statement)
             if scrubbed != description:
                 draft.set_status(Status(status.status_code, scrubbed))
