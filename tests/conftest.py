@@ -156,6 +156,7 @@ class SpanCapture:
 def _instrument_everything() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
+    from otel_db.instrumentation.connect_spans import ConnectSpanInstrumentor
     from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
     from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
@@ -167,6 +168,7 @@ def _instrument_everything() -> None:
         Psycopg2StatementInstrumentor(),
         RedisStatementInstrumentor(),
         AsyncPGInstrumentor(),
+        ConnectSpanInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)

@@ -71,6 +71,7 @@ ERROR_CATEGORIES: Final = (
     "lock_timeout",
     "query_canceled",
     "connection",
+    "authentication",
     "syntax",
     "other",
 )
