@@ -79,9 +79,11 @@ def unique(prefix: str) -> str:
 @pytest.mark.postgres
 def test_psycopg2_refused(spans):
     port = free_port()
-    with tracer.start_as_current_span("request") as request:
-        with pytest.raises(psycopg2.OperationalError):
-            psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="postgres")
+    with (
+        tracer.start_as_current_span("request") as request,
+        pytest.raises(psycopg2.OperationalError),
+    ):
+        psycopg2.connect(host="127.0.0.1", port=port, dbname="shop", user="postgres")
     span = only_connect_span(spans)
     assert span.parent.span_id == request.get_span_context().span_id
     assert_target(span, "postgresql", port, "shop")
