@@ -161,6 +161,7 @@ def _instrument_everything() -> None:
     from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
+    from otel_db.instrumentation.statement_results import StatementResultInstrumentor
 
     for instrumentor in (
         SQLAlchemyStatementInstrumentor(),
@@ -169,6 +170,7 @@ def _instrument_everything() -> None:
         RedisStatementInstrumentor(),
         AsyncPGInstrumentor(),
         ConnectSpanInstrumentor(),
+        StatementResultInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)
