@@ -157,6 +157,8 @@ def _instrument_everything() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     from otel_db.instrumentation.connect_spans import ConnectSpanInstrumentor
+    from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
+    from otel_db.instrumentation.pg8000 import Pg8000Instrumentor
     from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
     from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
@@ -171,6 +173,8 @@ def _instrument_everything() -> None:
         AsyncPGInstrumentor(),
         ConnectSpanInstrumentor(),
         StatementResultInstrumentor(),
+        Pg8000Instrumentor(),
+        MySQLConnectorStatementInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)

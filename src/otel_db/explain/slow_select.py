@@ -35,6 +35,7 @@ MAX_REMEMBERED: Final = 1024
 
 _POSTGRES_DRIVERS: Final = frozenset({"psycopg2", "psycopg"})
 _MYSQL_DRIVERS: Final = frozenset({"pymysql", "mysqldb"})
+_EXPLAINED_DRIVERS: Final = _POSTGRES_DRIVERS | _MYSQL_DRIVERS | {"pysqlite"}
 
 
 class SlowSelectExplainer:
@@ -84,10 +85,12 @@ class SlowSelectExplainer:
 
     def _explain(self, connection: Any, cursor: Any, statement: str, parameters: Any) -> str | None:
         dialect = connection.dialect
+        driver = getattr(dialect, "driver", "")
+        if driver not in _EXPLAINED_DRIVERS:
+            return None  # (before cursor.connection: pg8000 warns when it is read)
         dbapi_connection = getattr(cursor, "connection", None)
         if dbapi_connection is None:
             return None
-        driver = getattr(dialect, "driver", "")
         if dialect.name == "postgresql" and driver in _POSTGRES_DRIVERS:
             return explain_postgresql(dbapi_connection, statement, parameters)
         if dialect.name == "sqlite" and driver == "pysqlite":

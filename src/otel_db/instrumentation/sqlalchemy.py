@@ -100,7 +100,9 @@ class StatementListener:
         if not is_instrumentation_enabled():
             return statement, parameters
         try:
-            facts = facts_for(conn.engine, getattr(cursor, "connection", None))
+            # The cursor, not cursor.connection: pg8000 warns on every read of that
+            # DB-API extension; the engine facts need it once, and only without a host.
+            facts = facts_for(conn.engine, cursor)
             template = self._template(statement, facts)
             attributes = dict(template.attributes)
             if executemany and isinstance(parameters, (list, tuple)) and len(parameters) > 1:

@@ -27,16 +27,17 @@ class EngineFacts:
 _facts: weakref.WeakKeyDictionary[Any, EngineFacts] = weakref.WeakKeyDictionary()
 
 
-def facts_for(engine: Any, dbapi_connection: Any) -> EngineFacts:
-    """The engine's facts; the URL first, then the live connection for what it lacks."""
+def facts_for(engine: Any, cursor: Any) -> EngineFacts:
+    """The engine's facts; the URL first, then the live connection of the DB-API
+    ``cursor`` for what it lacks."""
     found = _facts.get(engine)
     if found is None:
-        found = _compute(engine, dbapi_connection)
+        found = _compute(engine, cursor)
         _facts[engine] = found
     return found
 
 
-def _compute(engine: Any, dbapi_connection: Any) -> EngineFacts:
+def _compute(engine: Any, cursor: Any) -> EngineFacts:
     dialect_name = getattr(engine.dialect, "name", "") or ""
     if getattr(engine.dialect, "is_mariadb", False):
         dialect_name = "mariadb"
@@ -48,6 +49,7 @@ def _compute(engine: Any, dbapi_connection: Any) -> EngineFacts:
         host = None
     elif not host:
         # Unix sockets and DSN-style URLs: ask the driver where it actually connected.
+        dbapi_connection = getattr(cursor, "connection", None)
         info = getattr(dbapi_connection, "info", None)  # psycopg2 / psycopg 3
         host = getattr(info, "host", None) or host
         port = _as_int(getattr(info, "port", None)) or port
