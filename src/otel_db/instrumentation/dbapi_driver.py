@@ -77,10 +77,14 @@ class DriverCursorProxy(TracedCursorProxy):
 class DriverConnectionProxy(TracedConnectionProxy):
     """contrib's traced connection, ending the tracked transaction with the driver's."""
 
+    def __init__(self, connection: Any, integration: DriverIntegration) -> None:
+        super().__init__(connection, integration)
+        self._self_otel_db_integration = integration  # (not contrib's private field)
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return DriverCursorProxy(
             self.__wrapped__.cursor(*args, **kwargs),
-            self._self_db_api_integration,
+            self._self_otel_db_integration,
             self.__wrapped__,
         )
 
@@ -116,7 +120,7 @@ class DriverConnectionProxy(TracedConnectionProxy):
             raise
         # pg8000 and mysql-connector close the connection at the end of ``with``
         # without committing: what was open is rolled back by the server.
-        tx.ended(connection, self._self_db_api_integration.exit_outcome(exc_type))
+        tx.ended(connection, self._self_otel_db_integration.exit_outcome(exc_type))
         return result
 
 
