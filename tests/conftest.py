@@ -164,6 +164,7 @@ def _instrument_everything() -> None:
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
     from otel_db.instrumentation.statement_results import StatementResultInstrumentor
+    from otel_db.migrations.alembic_revisions import AlembicRevisionInstrumentor
 
     for instrumentor in (
         SQLAlchemyStatementInstrumentor(),
@@ -175,6 +176,7 @@ def _instrument_everything() -> None:
         StatementResultInstrumentor(),
         Pg8000Instrumentor(),
         MySQLConnectorStatementInstrumentor(),
+        AlembicRevisionInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)

@@ -60,6 +60,13 @@ N_PLUS_ONE_QUERY: Final = "otel_db.n_plus_one.query"
 QUERY_COUNT: Final = "otel_db.query.count"
 QUERY_TOTAL_MS: Final = "otel_db.query.total_ms"
 
+# otel_db attributes on Alembic revision spans.
+MIGRATION_TOOL: Final = "otel_db.migration.tool"
+MIGRATION_REVISION: Final = "otel_db.migration.revision"
+MIGRATION_DOWN_REVISION: Final = "otel_db.migration.down_revision"
+MIGRATION_DIRECTION: Final = "otel_db.migration.direction"
+MIGRATION_MESSAGE: Final = "otel_db.migration.message"
+
 # Values of otel_db.transaction.outcome.
 OUTCOME_COMMITTED: Final = "committed"
 OUTCOME_ROLLED_BACK: Final = "rolled_back"
