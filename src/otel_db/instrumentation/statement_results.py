@@ -16,6 +16,7 @@ SQLAlchemy statements get them through a statement hook (:func:`on_statement_end
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -25,7 +26,9 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, get_current_span
 
 from otel_db import attributes as attr
+from otel_db.explain.raw_statements import raw_explainer
 from otel_db.pipeline.containment import FAILURES
+from otel_db.settings import current_settings
 
 DB_RESPONSE_RETURNED_ROWS: Final = attr.DB_RESPONSE_RETURNED_ROWS
 # Unbuffered MySQL cursors report 2**64 - 1 ("unknown") as an unsigned count.
@@ -71,6 +74,8 @@ def on_statement_end(
 
 def _reporting(query_method: Any, cursor: Any) -> Any:
     many = getattr(query_method, "__name__", "") == "executemany"
+    explainer = raw_explainer(current_settings())
+    explain = explainer.enabled and not many
 
     def run(*args: Any, **kwargs: Any) -> Any:
         span = get_current_span()  # contrib's statement span
@@ -82,14 +87,18 @@ def _reporting(query_method: Any, cursor: Any) -> Any:
                     span.set_attribute(attr.DB_OPERATION_BATCH_SIZE, size)
             except Exception as error:
                 FAILURES.report("executemany batch size", error)
+        start = time.perf_counter_ns() if explain else 0
         result = query_method(*args, **kwargs)
         if recording and not many:
             try:
                 rows = returned_rows(cursor)
                 if rows is not None:
                     span.set_attribute(DB_RESPONSE_RETURNED_ROWS, rows)
+                if explain:  # (off by default) a slow SELECT's plan, see explain/
+                    took = time.perf_counter_ns() - start
+                    explainer.after_statement(span, cursor, args, kwargs, took)
             except Exception as error:
-                FAILURES.report("returned rows", error)
+                FAILURES.report("returned rows / explain", error)
         return result
 
     return run
