@@ -167,6 +167,23 @@ def test_asyncpg_refused_and_bad_role(spans):
 
 
 @pytest.mark.postgres
+def test_asyncpg_pool_refused(spans):
+    port = free_port()
+
+    async def attempt() -> None:
+        with pytest.raises(OSError):
+            await asyncpg.create_pool(
+                host="127.0.0.1", port=port, user="postgres", database="db2", min_size=1
+            )
+
+    asyncio.run(attempt())
+    spans_seen = connect_spans(spans)
+    assert spans_seen, "the pool's connection attempt made no connect span"
+    for span in spans_seen:
+        assert_target(span, "postgresql", port, "db2")
+
+
+@pytest.mark.postgres
 def test_sqlalchemy_engine_connect_one_span_per_attempt(spans):
     port = free_port()
     engine = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/shop")
@@ -292,6 +309,20 @@ def test_redis_refused_one_span_per_attempt(spans):
     span = only_connect_span(spans)
     assert_target(span, "redis", port, "3")
     assert_failure(span, "connection", True, "redis.exceptions.ConnectionError")
+
+
+@pytest.mark.redis
+def test_redis_retries_are_attempts(spans):
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    port = free_port()
+    client = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 2))
+    with contextlib.closing(client), pytest.raises(redis.ConnectionError):
+        client.get("otel_db:connect:key")
+    attempts = connect_spans(spans)
+    assert len(attempts) == 3  # the first try and two retries
+    assert {s.attributes[attr.SERVER_PORT] for s in attempts} == {port}
 
 
 @pytest.mark.redis
