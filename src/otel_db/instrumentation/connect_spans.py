@@ -18,10 +18,11 @@ redis-py versions without it), sync and asyncio.
 
 from __future__ import annotations
 
-import importlib
+import functools
 import inspect
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -273,65 +274,88 @@ class _Entry:
     locate: Callable[..., ConnectTarget]
 
 
-def _redis_entries(module: str) -> list[_Entry]:
-    try:
-        connection = importlib.import_module(module)
-    except ImportError:
-        return []
-    owner = "AbstractConnection" if hasattr(connection, "AbstractConnection") else "Connection"
-    cls = getattr(connection, owner, None)
-    name = "connect_check_health" if hasattr(cls, "connect_check_health") else "connect"
-    return [_Entry(module, owner, name, "redis", _redis_target)]
+def _redis_entry(module: str) -> _Entry:
+    return _Entry(module, "", "", "redis", _redis_target)  # owner/name found at import
 
 
-def _entries() -> list[_Entry]:
-    return [
-        _Entry("psycopg2", "", "connect", "postgresql", _psycopg2_target),
-        _Entry("asyncpg", "", "connect", "postgresql", _asyncpg_target),
-        _Entry("asyncpg.connection", "", "connect", "postgresql", _asyncpg_target),
-        _Entry("pymysql.connections", "Connection", "connect", "mysql", _pymysql_target),
-        _Entry("sqlite3", "", "connect", "sqlite", _sqlite3_target),
-        _Entry("sqlite3.dbapi2", "", "connect", "sqlite", _sqlite3_target),
-        # Every pg8000 interface (legacy, dbapi, native) connects in CoreConnection.
-        _Entry("pg8000.core", "CoreConnection", "__init__", "postgresql", _pg8000_target),
-        _Entry("mysql.connector", "", "connect", "mysql", _mysql_connector_target),
-        *_redis_entries("redis.connection"),
-        *_redis_entries("redis.asyncio.connection"),
-    ]
+_ENTRIES: tuple[_Entry, ...] = (
+    _Entry("psycopg2", "", "connect", "postgresql", _psycopg2_target),
+    _Entry("asyncpg", "", "connect", "postgresql", _asyncpg_target),
+    _Entry("asyncpg.connection", "", "connect", "postgresql", _asyncpg_target),
+    _Entry("pymysql.connections", "Connection", "connect", "mysql", _pymysql_target),
+    _Entry("sqlite3", "", "connect", "sqlite", _sqlite3_target),
+    _Entry("sqlite3.dbapi2", "", "connect", "sqlite", _sqlite3_target),
+    # Every pg8000 interface (legacy, dbapi, native) connects in CoreConnection.
+    _Entry("pg8000.core", "CoreConnection", "__init__", "postgresql", _pg8000_target),
+    _Entry("mysql.connector", "", "connect", "mysql", _mysql_connector_target),
+    _redis_entry("redis.connection"),
+    _redis_entry("redis.asyncio.connection"),
+)
+
+
+def _resolve(entry: _Entry, module: Any) -> tuple[Any, str]:
+    if entry.system == "redis" and not entry.name:
+        owner_name = "AbstractConnection" if hasattr(module, "AbstractConnection") else "Connection"
+        owner = getattr(module, owner_name)
+        name = "connect_check_health" if hasattr(owner, "connect_check_health") else "connect"
+        return owner, name
+    return (getattr(module, entry.owner) if entry.owner else module), entry.name
 
 
 class ConnectSpanInstrumentor(BaseInstrumentor):
-    """Wraps the connect entry points of every installed driver (missing ones are skipped)."""
+    """Wraps the connect entry points of every driver, as each driver module is imported
+    (no driver is imported on otel_db's account)."""
 
     _applied: list[tuple[Any, str, Any]] = []
+    _active = False
+    _hooked = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        for entry in _entries():
-            try:
-                module = importlib.import_module(entry.module)
-            except ImportError:
-                continue
-            try:
-                owner = getattr(module, entry.owner) if entry.owner else module
-                original = inspect.getattr_static(owner, entry.name)
-                function = getattr(original, "__func__", original)
-                make = (
-                    _async_wrapper
-                    if inspect.iscoroutinefunction(getattr(function, "__wrapped__", function))
-                    or inspect.iscoroutinefunction(function)
-                    else _sync_wrapper
-                )
-                wrapt.wrap_function_wrapper(owner, entry.name, make(entry.system, entry.locate))
-                self._applied.append((owner, entry.name, inspect.getattr_static(owner, entry.name)))
-            except Exception as error:
-                _logger.debug("otel_db: connect spans not set up for %s: %s", entry.module, error)
+        ConnectSpanInstrumentor._active = True
+        hooked = ConnectSpanInstrumentor._hooked
+        ConnectSpanInstrumentor._hooked = True
+        for entry in _ENTRIES:
+            if not hooked:
+                # Runs now when the module is already imported, else right after its
+                # import (and stays registered: it checks _active each time).
+                hook = functools.partial(_wrap_entry, entry)
+                wrapt.register_post_import_hook(hook, entry.module)
+            elif entry.module in sys.modules:  # instrumented again after uninstrument
+                _wrap_entry(entry, sys.modules[entry.module])
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        while self._applied:
-            owner, name, wrapper = self._applied.pop()
+        ConnectSpanInstrumentor._active = False
+        applied = ConnectSpanInstrumentor._applied
+        while applied:
+            owner, name, wrapper = applied.pop()
             # Only our own wrapper is removed: another one applied since stays in place.
             if inspect.getattr_static(owner, name, None) is wrapper:
                 setattr(owner, name, wrapper.__wrapped__)
+
+
+def _applied_list() -> list[tuple[Any, str, Any]]:
+    return ConnectSpanInstrumentor._applied
+
+
+def _wrap_entry(entry: _Entry, module: Any) -> None:
+    if not ConnectSpanInstrumentor._active:
+        return
+    try:
+        owner, name = _resolve(entry, module)
+        original = inspect.getattr_static(owner, name)
+        if any(o is owner and n == name and w is original for o, n, w in _applied_list()):
+            return  # already ours
+        function = getattr(original, "__func__", original)
+        make = (
+            _async_wrapper
+            if inspect.iscoroutinefunction(getattr(function, "__wrapped__", function))
+            or inspect.iscoroutinefunction(function)
+            else _sync_wrapper
+        )
+        wrapt.wrap_function_wrapper(owner, name, make(entry.system, entry.locate))
+        ConnectSpanInstrumentor._applied.append((owner, name, inspect.getattr_static(owner, name)))
+    except Exception as error:
+        _logger.debug("otel_db: connect spans not set up for %s: %s", entry.module, error)

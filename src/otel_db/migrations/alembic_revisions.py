@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
@@ -89,28 +90,46 @@ def _after_step_init(wrapped: Any, step: Any, args: Any, kwargs: Any) -> None:
 
 
 class AlembicRevisionInstrumentor(BaseInstrumentor):
-    """A span per Alembic revision applied (see the module's documentation)."""
+    """A span per Alembic revision applied (see the module's documentation). Alembic
+    is wrapped when it is imported: an application that has it installed but does not
+    migrate never imports it on otel_db's account."""
 
-    _wrapped = False
+    _active = False
+    _hooked = False
+    _wrapped_class: Any = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("alembic >= 1.7",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        from alembic.runtime import migration
-
-        step = getattr(migration, "RevisionStep", None)
-        if step is None or AlembicRevisionInstrumentor._wrapped:
-            _logger.debug("otel_db: this Alembic has no RevisionStep; revisions untraced")
-            return
-        wrapt.wrap_function_wrapper(step, "__init__", _after_step_init)
-        AlembicRevisionInstrumentor._wrapped = True
+        AlembicRevisionInstrumentor._active = True
+        if not AlembicRevisionInstrumentor._hooked:
+            AlembicRevisionInstrumentor._hooked = True
+            wrapt.register_post_import_hook(_wrap_steps, _MODULE)
+        elif _MODULE in sys.modules:  # instrumented again after uninstrument
+            _wrap_steps(sys.modules[_MODULE])
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from alembic.runtime import migration
+        AlembicRevisionInstrumentor._active = False
+        step = AlembicRevisionInstrumentor._wrapped_class
+        current = step.__dict__.get("__init__") if step is not None else None
+        if current is not None and hasattr(current, "__wrapped__"):
+            step.__init__ = current.__wrapped__
+            AlembicRevisionInstrumentor._wrapped_class = None
 
-        step = migration.RevisionStep
-        current = step.__dict__.get("__init__")
-        if AlembicRevisionInstrumentor._wrapped and hasattr(current, "__wrapped__"):
-            step.__init__ = current.__wrapped__  # type: ignore[method-assign]
-            AlembicRevisionInstrumentor._wrapped = False
+
+_MODULE: Final = "alembic.runtime.migration"
+
+
+def _wrap_steps(module: Any) -> None:
+    if not AlembicRevisionInstrumentor._active or AlembicRevisionInstrumentor._wrapped_class:
+        return
+    step = getattr(module, "RevisionStep", None)
+    if step is None:
+        _logger.debug("otel_db: this Alembic has no RevisionStep; revisions untraced")
+        return
+    try:
+        wrapt.wrap_function_wrapper(step, "__init__", _after_step_init)
+        AlembicRevisionInstrumentor._wrapped_class = step
+    except Exception as error:
+        FAILURES.report("alembic revision spans", error)
