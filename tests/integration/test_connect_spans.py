@@ -118,6 +118,8 @@ def test_psycopg2_timed_out(spans, silent_port):
         )
     span = only_connect_span(spans)
     assert_failure(span, "connection", True, "psycopg2.OperationalError")
+    assert span.end_time - span.start_time >= 900_000_000  # the 1 s it waited
+    assert attr.QUERY_SLOW not in span.attributes  # a connect is no slow query
 
 
 @pytest.mark.postgres
