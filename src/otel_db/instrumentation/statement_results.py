@@ -28,6 +28,7 @@ from opentelemetry.trace import Span, get_current_span
 from otel_db import attributes as attr
 from otel_db.explain.raw_statements import raw_explainer
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.deferred import DEFERRED
 from otel_db.settings import current_settings
 
 DB_RESPONSE_RETURNED_ROWS: Final = attr.DB_RESPONSE_RETURNED_ROWS
@@ -84,7 +85,7 @@ def _reporting(query_method: Any, cursor: Any) -> Any:
             try:
                 size = batch_size(args[1] if len(args) > 1 else None)
                 if size is not None:
-                    span.set_attribute(attr.DB_OPERATION_BATCH_SIZE, size)
+                    DEFERRED.add(span, {attr.DB_OPERATION_BATCH_SIZE: size})
             except Exception as error:
                 FAILURES.report("executemany batch size", error)
         start = time.perf_counter_ns() if explain else 0
@@ -93,7 +94,9 @@ def _reporting(query_method: Any, cursor: Any) -> Any:
             try:
                 rows = returned_rows(cursor)
                 if rows is not None:
-                    span.set_attribute(DB_RESPONSE_RETURNED_ROWS, rows)
+                    # Written when the span ends (a live span's lock and validation
+                    # cost more than the rest of this).
+                    DEFERRED.add(span, {DB_RESPONSE_RETURNED_ROWS: rows})
                 if explain:  # (off by default) a slow SELECT's plan, see explain/
                     took = time.perf_counter_ns() - start
                     explainer.after_statement(span, cursor, args, kwargs, took)
