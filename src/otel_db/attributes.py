@@ -50,6 +50,8 @@ QUERY_SLOW_THRESHOLD_MS: Final = "otel_db.query.slow_threshold_ms"
 QUERY_FINGERPRINT: Final = "otel_db.query.fingerprint"
 QUERY_EXPLAIN: Final = "otel_db.query.explain"
 N_PLUS_ONE: Final = "otel_db.n_plus_one"
+#: A statement the library issued on its own (pool pre-ping, dialect start-up).
+QUERY_LIBRARY_ISSUED: Final = "otel_db.query.library_issued"
 ERROR_CATEGORY: Final = "otel_db.error.category"
 ERROR_RETRYABLE: Final = "otel_db.error.retryable"
 
@@ -70,6 +72,8 @@ MIGRATION_MESSAGE: Final = "otel_db.migration.message"
 # Values of otel_db.transaction.outcome.
 OUTCOME_COMMITTED: Final = "committed"
 OUTCOME_ROLLED_BACK: Final = "rolled_back"
+#: Ended without COMMIT, ran no statement that can write, did not fail.
+OUTCOME_RELEASED: Final = "released"
 OUTCOME_UNKNOWN: Final = "unknown"
 
 # Values of otel_db.error.category.

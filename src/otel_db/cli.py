@@ -52,8 +52,22 @@ def _effective_settings() -> dict[str, object]:
     return shown
 
 
+def _version_line() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        launcher = f" (opentelemetry-instrument {version('opentelemetry-instrumentation')})"
+    except PackageNotFoundError:
+        launcher = ""
+    return f"otel-db {__version__}{launcher}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:2] == ["run", "--version"]:
+        # opentelemetry-instrument would print contrib's version, not otel_db's.
+        print(_version_line())
+        return 0
     if arguments[:1] == ["run"]:
         # Everything after `run` belongs to opentelemetry-instrument, untouched.
         from otel_db.launcher import run
@@ -62,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="otel-db", description="otel_db: database observability for OpenTelemetry."
     )
-    parser.add_argument("--version", action="version", version=f"otel-db {__version__}")
+    parser.add_argument("--version", action="version", version=_version_line())
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("settings", help="print the effective settings as JSON")
     commands.add_parser(

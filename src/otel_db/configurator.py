@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-from otel_db.pipeline.build import export_pipeline
+from otel_db.pipeline.build import ProviderPipeline
 from otel_db.resource import distro_resource_attributes
 from otel_db.settings import Settings, current_settings
 
@@ -20,8 +20,9 @@ class OtelDbConfigurator(_OTelSDKConfigurator):
     """Builds the providers once per process; configuring again is a no-op.
 
     The SDK reads exporters, sampler, resource and OTEL_BSP_* from the environment as
-    usual; otel_db only adds its resource attributes and wraps each exporter's batch
-    processor in the enrichment stage.
+    usual; otel_db only adds its resource attributes and puts its one enrichment stage
+    in front of the exporters' batch processors (in front of none when there is no
+    exporter: N+1 detection and query counts do not depend on exporting).
     """
 
     _lock = threading.Lock()
@@ -41,8 +42,12 @@ class OtelDbConfigurator(_OTelSDKConfigurator):
             for key, value in distro_resource_attributes().items():
                 resource_attributes.setdefault(key, value)
             kwargs["resource_attributes"] = resource_attributes
-            kwargs.setdefault("export_span_processor", functools.partial(export_pipeline, settings))
+            pipeline = ProviderPipeline(settings)
+            kwargs.setdefault("export_span_processor", pipeline.for_exporter)
             super()._configure(**kwargs)
+            if kwargs["export_span_processor"] == pipeline.for_exporter:
+                # Exporter or not (OTEL_TRACES_EXPORTER=none), one enrichment stage.
+                pipeline.complete(trace.get_tracer_provider())
             OtelDbConfigurator._configured_with = settings
 
     @classmethod

@@ -14,6 +14,10 @@ from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 
 from otel_db.env_hygiene import repair_environment
 from otel_db.export.report import attach_secret_masking
+from otel_db.instrumentation.contrib_dbapi import (
+    normalize_contrib_operation_names,
+    report_mariadb_as_mariadb,
+)
 from otel_db.instrumentation.contrib_options import contrib_options
 from otel_db.instrumentation.selection import instrumentor_for
 from otel_db.settings import current_settings
@@ -26,11 +30,13 @@ CONFIGURATOR_NAME = "otel_db"
 
 def apply_environment_defaults(environ: MutableMapping[str, str]) -> None:
     """Fill in what otel_db needs where the user set nothing; the user's values win."""
+    asked = environ.get(OTEL_TRACES_EXPORTER)
     repair_environment(environ)  # bad OTEL_* values: one warning each, never a dead SDK
     environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
-    # Metrics follow traces: a terminal-only or disabled traces set-up must not start
-    # pushing metrics to a collector that is not there.
-    traces = {name.strip().lower() for name in environ[OTEL_TRACES_EXPORTER].split(",")}
+    # Metrics follow traces as the user named them: a terminal-only, disabled or
+    # misspelled traces set-up (repaired to the OTLP fallback) must not start pushing
+    # metrics to a collector that is not there.
+    traces = {name.strip().lower() for name in (asked or environ[OTEL_TRACES_EXPORTER]).split(",")}
     environ.setdefault(OTEL_METRICS_EXPORTER, "otlp" if "otlp" in traces else "none")
     environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")
     # Every histogram record on the statement path would otherwise offer an exemplar
@@ -68,6 +74,8 @@ class OtelDbDistro(BaseDistro):
         # constructor, and the SDK's parser warns with the whole header, secret included.
         attach_secret_masking()
         apply_environment_defaults(os.environ)
+        normalize_contrib_operation_names()
+        report_mariadb_as_mariadb()
         loader_logger = logging.getLogger(_LOADER_LOGGER)
         if not any(isinstance(f, _CoveredConflictFilter) for f in loader_logger.filters):
             loader_logger.addFilter(_CoveredConflictFilter())

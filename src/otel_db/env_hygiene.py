@@ -125,10 +125,35 @@ def _exporters(environ: MutableMapping[str, str], warn: _Warn) -> None:
             continue
         environ[name] = fixed
         if unknown:
-            why = f"names no installed exporter ({', '.join(map(repr, unknown))})"
+            hints = []
+            for typo in unknown:
+                close = difflib.get_close_matches(typo.lower(), sorted(known), n=1, cutoff=0.6)
+                hints.append(f"{typo!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            why = f"names no installed exporter: {', '.join(hints)}"
         else:
             why = "is not in the expected form (lower-case names)"
-        warn(name, raw, why, repr(fixed))
+        used = repr(fixed)
+        if "otlp" in fixed.split(","):
+            used += f", which sends to {_otlp_destination(environ, name)}"
+        warn(name, raw, why, used)
+
+
+def _otlp_destination(environ: MutableMapping[str, str], exporter_variable: str) -> str:
+    """Where the OTLP exporter of this signal sends: the endpoint variable in force, or the
+    SDK's default for the protocol (nothing may listen there)."""
+    signal = exporter_variable.split("_")[1]  # OTEL_TRACES_EXPORTER -> TRACES
+    for variable in (f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        endpoint = _value(environ, variable)
+        if endpoint is not None:
+            return f"{endpoint.strip()} ({variable})"
+    protocol = (
+        _value(environ, f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or _value(environ, "OTEL_EXPORTER_OTLP_PROTOCOL")
+        or _DEFAULT_PROTOCOL
+    ).strip()
+    if protocol == "grpc":
+        return "a collector at http://localhost:4317 (the OTLP default)"
+    return f"a collector at http://localhost:4318/v1/{signal.lower()} (the OTLP default)"
 
 
 def _protocol_names() -> Iterable[str]:

@@ -6,6 +6,7 @@ warning naming the variable, the value and the default used instead.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
@@ -23,6 +24,15 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 DEFAULT_SERVICE_NAME = "unknown_service"
+
+_OWN_PREFIX = "OTEL_PYTHON_DB_"
+
+
+def known_variable_names() -> frozenset[str]:
+    """Every ``OTEL_PYTHON_DB_*`` variable otel_db reads (environment_variables.py)."""
+    return frozenset(
+        name for name in vars(env) if name.startswith(_OWN_PREFIX) and getattr(env, name) == name
+    )
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,23 @@ class _Parser:
             service_name=self._service_name(),
             disabled_instrumentations=self._name_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
         )
+        self._unknown_names()
         return _replace_warnings(parsed, tuple(self._warnings))
+
+    def _unknown_names(self) -> None:
+        """One warning per ``OTEL_PYTHON_DB_*`` name otel_db does not know (a typo would
+        otherwise leave the default in force without a word)."""
+        known = known_variable_names()
+        for name in sorted(self._environ):
+            if not name.startswith(_OWN_PREFIX) or name in known:
+                continue
+            # Compared without the shared prefix, which would make any name look close.
+            suffixes = sorted(known_name[len(_OWN_PREFIX) :] for known_name in known)
+            close = difflib.get_close_matches(name[len(_OWN_PREFIX) :], suffixes, n=1, cutoff=0.7)
+            hint = f" (did you mean {_OWN_PREFIX}{close[0]}?)" if close else ""
+            message = f"otel_db: {name} is not an otel_db setting{hint}; it is ignored"
+            _logger.warning(message)
+            self._warnings.append(message)
 
     def _raw(self, name: str) -> str | None:
         value = self._environ.get(name)
@@ -108,7 +134,7 @@ class _Parser:
         return value.strip()
 
     def _warn(self, name: str, value: str, default: object, why: str) -> None:
-        message = f"{name}={value!r} is not valid ({why}); using the default {default!r}"
+        message = f"otel_db: {name}={value!r} is not valid ({why}); using the default {default!r}"
         _logger.warning(message)
         self._warnings.append(message)
 

@@ -5,7 +5,13 @@ ran a statement: ``SELECT ... /*traceparent='00-<trace id>-<span id>-01'*/`` (th
 sqlcommenter format). The comment names the statement's own span.
 
 Only the executed text carries it: ``db.query.text`` is recorded before the rewrite.
-Some statements are left alone because a per-execution comment would break them:
+Only queries and DML are commented (the first keyword, after comments and opening
+parentheses, is one of :data:`COMMENTED_KEYWORDS`): the server keeps the text of DDL
+(SQLite stores ``CREATE`` statements in ``sqlite_master``, and reflection parses them
+back: a trailing comment there hides ``WITHOUT ROWID``/``STRICT``, partial indexes and
+computed columns), and ``SET``, ``BEGIN``, ``COPY``, ``PRAGMA`` and the like name no
+work a traceparent helps to find. Other statements are left alone because a
+per-execution comment would break them:
 
 - drivers that prepare statements server-side and cache them by text (asyncpg; psycopg
   3, which auto-prepares repeated statements): every execution would be a new text, a
@@ -24,6 +30,7 @@ the distro passes their own ``enable_commenter`` option, restricted to the
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from opentelemetry.trace import Span
@@ -50,6 +57,13 @@ _CONTRIB_COMMENTER_OPTIONS: Final = {
 }
 
 
+#: First keywords of the statements that get a comment: queries and DML.
+COMMENTED_KEYWORDS: Final = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "REPLACE", "VALUES"}
+)
+# Leading whitespace, comments and opening parentheses, then the first keyword.
+_FIRST_KEYWORD: Final = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
+
 #: ``-<flags>'*/`` for each trace-flags byte.
 _COMMENT_ENDINGS: Final = tuple(f"-{flags:02x}'*/" for flags in range(256))
 #: (trace id, comment up to the span id) of the last trace commented: the statements of
@@ -72,7 +86,11 @@ def traceparent_comment(span: Span) -> str | None:
 
 
 def can_comment(statement: str) -> bool:
-    """Whether a comment can be appended to ``statement`` without changing its meaning."""
+    """Whether ``statement`` is a query or DML to which a comment can be appended without
+    changing its meaning."""
+    first = _FIRST_KEYWORD.match(statement)
+    if first is None or first.group(1).upper() not in COMMENTED_KEYWORDS:
+        return False
     tail = statement.rstrip()
     if not tail or "traceparent=" in tail[-80:]:
         return False

@@ -49,7 +49,12 @@ class _StatementRecorder(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None or not is_db_client_span(span.kind, span.attributes):
+        attributes = span.attributes
+        if (
+            span.context is None
+            or not is_db_client_span(span.kind, attributes)
+            or attributes.get(attr.QUERY_LIBRARY_ISSUED)  # a pool ping, dialect start-up
+        ):
             return
         with self._lock:
             recorded = self._watched.get(span.context.trace_id)

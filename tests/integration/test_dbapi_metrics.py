@@ -14,15 +14,16 @@ from tests.support.console_output import json_documents
 DURATION = "db.client.operation.duration"
 ROWS = "db.client.response.returned_rows"
 
-# Finds contrib's integration behind the cursor (psycopg2: the traced cursor's closure;
-# sqlite3: otel_db's cursor proxy) and tells whether its duration histogram is otel_db's
+# Finds contrib's integration behind the cursor (psycopg2: the tracing kept beside the
+# connection; sqlite3: otel_db's cursor proxy) and tells whether its duration histogram is otel_db's
 # wrapper and took the shortcut.
 PROBE = """
 def probe(cursor):
     candidates = [getattr(cursor, "_self_integration", None)]
-    for klass in type(cursor).__mro__:
-        for cell in getattr(klass.__dict__.get("execute"), "__closure__", None) or ():
-            candidates.append(getattr(cell.cell_contents, "_db_api_integration", None))
+    if type(cursor).__module__.startswith("psycopg2"):
+        from otel_db.instrumentation.psycopg2 import _TRACING
+        tracing = _TRACING.get(cursor.connection)
+        candidates.append(getattr(getattr(tracing, "tracer", None), "_db_api_integration", None))
     for integration in filter(None, candidates):
         histogram = integration._duration_histogram
         bound = len(getattr(getattr(histogram, "_shared", None), "_bound", ()))

@@ -178,3 +178,32 @@ def test_mariadb_plan(spans, explainer):
     plans = _explained(spans)
     assert any(f"table={table}" in plan for plan in plans), plans
     assert not any(SECRET_TEXT in plan for plan in plans)
+
+
+def test_unexplained_driver_cursor_is_not_read(otel_session):
+    """pg8000 warns whenever ``cursor.connection`` is read (a DB-API extension): the
+    explainer reads it only for the drivers it explains."""
+    import warnings
+    from types import SimpleNamespace
+
+    import pg8000.dbapi
+
+    url = sa.engine.make_url(POSTGRES_URL)
+    conn = pg8000.dbapi.connect(
+        user=url.username or "postgres",
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        database=url.database or "test",
+        password=url.password,
+    )
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
+        sa_connection = SimpleNamespace(dialect=SimpleNamespace(name="postgresql", driver="pg8000"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = SlowSelectExplainer(0.0)._explain(sa_connection, cursor, "SELECT 1", ())
+    finally:
+        conn.close()
+    assert plan is None
+    assert [str(w.message) for w in caught] == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
 import sqlalchemy as sa
 from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from otel_db import attributes as attr
 from otel_db.pools.snapshot import POOL_EXHAUSTED_EVENT
@@ -142,3 +144,31 @@ def test_async_engine_statements_carry_pool_attributes(spans):
         assert span.attributes[attr.POOL_MAX] == 2
         assert span.attributes[attr.POOL_USED] <= 2
     assert any(s.attributes[attr.POOL_UTILIZATION] == 1.0 for s in statements)
+
+
+def test_exhaustion_while_the_request_holds_a_transaction_is_the_requests(spans):
+    """The request holds the only connection in a transaction and asks for another: the
+    wait is the request's, not the held transaction's; the application handles the
+    TimeoutError, so the request's status stays UNSET (docs/attributes.md)."""
+    engine = sa.create_engine(SA_URL, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    tracer = trace.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("GET /exhausted-report"), engine.begin() as held:
+            held.execute(sa.text("SELECT 1 AS exhaustion_holder"))
+            with contextlib.suppress(sa.exc.TimeoutError):  # the app answers 503
+                engine.connect()
+        (request,) = [s for s in spans.finished() if s.name == "GET /exhausted-report"]
+        assert POOL_EXHAUSTED_EVENT in [event.name for event in request.events]
+        assert request.status.status_code is StatusCode.UNSET
+        transactions = [
+            s
+            for s in spans.finished()
+            if s.parent is not None
+            and s.parent.span_id == request.context.span_id
+            and attr.TRANSACTION_STATEMENT_COUNT in (s.attributes or {})
+        ]
+        assert transactions  # the held one (and the first connect's dialect set-up)
+        for transaction in transactions:
+            assert POOL_EXHAUSTED_EVENT not in [event.name for event in transaction.events]
+    finally:
+        engine.dispose()

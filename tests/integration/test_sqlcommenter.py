@@ -179,3 +179,36 @@ def test_off_by_default(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[0]) == OWN_QUERY
+
+
+def test_sqlite_ddl_is_stored_as_written_and_reflects_fully(spans, commenter, tmp_path):
+    """SQLite keeps DDL text in sqlite_master and reflection parses it back: DDL gets no
+    comment, so WITHOUT ROWID/STRICT, partial indexes and computed columns survive."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'commented.db'}")
+    executed: list[str] = []
+
+    @sa.event.listens_for(engine, "connect")
+    def _record(dbapi_connection, _record):
+        dbapi_connection.set_trace_callback(executed.append)
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE otel_db_strict (id INTEGER PRIMARY KEY, a INT,"
+            " b INT GENERATED ALWAYS AS (a * 2) STORED) WITHOUT ROWID, STRICT"
+        )
+        conn.exec_driver_sql("CREATE INDEX ix_otel_db_strict_a ON otel_db_strict (a) WHERE a > 0")
+        conn.exec_driver_sql("INSERT INTO otel_db_strict (id, a) VALUES (1, 2)")
+        stored = conn.exec_driver_sql("SELECT sql FROM sqlite_master ORDER BY name").scalars().all()
+    inspector = sa.inspect(engine)
+    options = inspector.get_table_options("otel_db_strict")
+    columns = {c["name"]: c.get("computed") for c in inspector.get_columns("otel_db_strict")}
+    (index,) = inspector.get_indexes("otel_db_strict")
+    engine.dispose()
+    assert not any("traceparent" in text for text in stored)
+    assert options == {"sqlite_with_rowid": False, "sqlite_strict": True}
+    assert columns["b"] == {"sqltext": "a * 2", "persisted": True}
+    assert str(index["dialect_options"]["sqlite_where"]) == "a > 0"
+    first_words = {text.split()[0].upper() for text in executed if "traceparent=" in text}
+    assert {"INSERT", "SELECT"} <= first_words  # queries and DML still carry it
+    assert first_words <= {"INSERT", "SELECT", "UPDATE", "DELETE", "WITH"}
+    assert any(text.startswith("CREATE TABLE otel_db_strict") for text in executed)

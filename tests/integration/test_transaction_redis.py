@@ -1,4 +1,5 @@
-"""Redis MULTI/EXEC pipelines as transactions, against the real Redis."""
+"""Redis pipelines against the real Redis: a MULTI/EXEC pipeline is one span, the
+pipeline's own, carrying the transaction facts and the batch size; no transaction span."""
 
 from __future__ import annotations
 
@@ -15,19 +16,18 @@ from tests.conftest import REDIS_URL
 pytestmark = pytest.mark.redis
 
 
-def _tx(spans):
-    return [s for s in spans.finished() if attr.TRANSACTION_STATEMENT_COUNT in s.attributes]
-
-
-def _in_tx(spans, tx):
-    tx_id = tx.attributes[attr.TRANSACTION_ID]
+def _transaction_spans(spans):
+    """Spans that are transactions and not statements (none for Redis)."""
     return [
         s
-        for s in spans.db_spans()
-        if s.attributes.get(attr.TRANSACTION_ID) == tx_id
-        and s is not tx
-        and attr.TRANSACTION_STATEMENT_COUNT not in s.attributes
+        for s in spans.finished()
+        if attr.TRANSACTION_STATEMENT_COUNT in s.attributes
+        and attr.DB_OPERATION_BATCH_SIZE not in s.attributes
     ]
+
+
+def _pipelines(spans):
+    return [s for s in spans.db_spans() if attr.DB_OPERATION_BATCH_SIZE in s.attributes]
 
 
 @pytest.fixture
@@ -44,25 +44,23 @@ def key(client):
     client.delete(name)
 
 
-def test_clean_multi_exec_commits(spans, client, key):
+def test_clean_multi_exec_is_one_span_with_the_transaction_facts(spans, client, key):
     with (
         trace.get_tracer("t").start_as_current_span("handler"),
         client.pipeline(transaction=True) as pipe,
     ):
         pipe.set(key, "1").incr(key)
         assert pipe.execute() == [True, 2]
-    (tx,) = _tx(spans)
+    assert _transaction_spans(spans) == []  # no transaction span around the pipeline
     (handler,) = [s for s in spans.finished() if s.name == "handler"]
-    assert tx.parent.span_id == handler.context.span_id
-    assert tx.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
-    assert tx.attributes[attr.DB_SYSTEM_NAME] == "redis"
-    assert tx.status.status_code == StatusCode.UNSET
-    statements = _in_tx(spans, tx)
-    assert len(statements) == 1  # contrib: one span for the whole pipeline
-    (pipeline,) = statements
-    assert pipeline.parent.span_id == tx.context.span_id
+    (pipeline,) = spans.db_spans()
+    assert pipeline.parent.span_id == handler.context.span_id
+    assert pipeline.attributes[attr.TRANSACTION_ID] == f"{pipeline.context.span_id:016x}"
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
-    assert tx.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 1
+    assert pipeline.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 2
+    assert pipeline.attributes[attr.DB_OPERATION_BATCH_SIZE] == 2
+    assert pipeline.attributes[attr.DB_SYSTEM_NAME] == "redis"
+    assert pipeline.status.status_code == StatusCode.UNSET
 
 
 def test_watch_conflict_rolls_back(spans, client, key):
@@ -79,30 +77,33 @@ def test_watch_conflict_rolls_back(spans, client, key):
         assert client.get(key) == b"changed by another client"
     finally:
         other.close()
-    (tx,) = _tx(spans)
-    assert tx.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_ROLLED_BACK
-    # An optimistic-lock conflict is not an exception of the app's making.
-    assert tx.status.status_code == StatusCode.UNSET
-    (pipeline,) = _in_tx(spans, tx)
-    assert pipeline.parent.span_id == tx.context.span_id
+    assert _transaction_spans(spans) == []
+    (pipeline,) = _pipelines(spans)
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_ROLLED_BACK
+    # An optimistic-lock conflict is not an exception of the app's making.
+    assert pipeline.status.status_code == StatusCode.UNSET
+    assert pipeline.attributes[attr.DB_OPERATION_BATCH_SIZE] == 1
 
 
-def test_plain_pipeline_is_not_a_transaction(spans, client, key):
+def test_plain_pipeline_carries_its_batch_size_and_no_transaction_facts(spans, client, key):
     with client.pipeline(transaction=False) as pipe:
-        pipe.set(key, "1").get(key)
+        pipe.set(key, "1").get(key).get(key)
         pipe.execute()
-    assert _tx(spans) == []
+    assert _transaction_spans(spans) == []
+    (pipeline,) = _pipelines(spans)
+    assert pipeline.attributes[attr.DB_OPERATION_BATCH_SIZE] == 3
     assert all(attr.TRANSACTION_ID not in s.attributes for s in spans.db_spans())
+    assert attr.TRANSACTION_OUTCOME not in pipeline.attributes
+    assert attr.TRANSACTION_STATEMENT_COUNT not in pipeline.attributes
 
 
 def test_empty_transaction_pipeline_opens_nothing(spans, client):
     with client.pipeline(transaction=True) as pipe:
         assert pipe.execute() == []
-    assert _tx(spans) == []
+    assert all(attr.TRANSACTION_ID not in s.attributes for s in spans.finished())
 
 
-def test_async_multi_exec_commits(spans, key):
+def test_async_multi_exec_is_one_span(spans, key):
     import asyncio
 
     import redis.asyncio as aioredis
@@ -118,32 +119,12 @@ def test_async_multi_exec_commits(spans, key):
             await client.aclose()
 
     asyncio.run(run())
-    (tx,) = _tx(spans)
-    assert tx.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
-    (pipeline,) = _in_tx(spans, tx)
-    assert pipeline.parent.span_id == tx.context.span_id
+    assert _transaction_spans(spans) == []
+    (pipeline,) = _pipelines(spans)
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
+    assert pipeline.attributes[attr.TRANSACTION_ID] == f"{pipeline.context.span_id:016x}"
+    assert pipeline.attributes[attr.DB_OPERATION_BATCH_SIZE] == 2
     assert attr.POOL_USED in pipeline.attributes
-
-
-def test_pipeline_span_leaves_with_its_outcome_before_the_transaction_ends(spans, client, key):
-    """The pipeline span is tagged with its transaction's id and outcome before it ends
-    (inside contrib's span), so the holding stage never has to wait for the transaction:
-    it is exported first, not released when the transaction span ends."""
-    with client.pipeline(transaction=True) as pipe:
-        pipe.set(key, "1").get(key)
-        pipe.execute()
-    finished = spans.finished()
-    (tx,) = _tx(spans)
-    (pipeline,) = _in_tx(spans, tx)
-    assert finished.index(pipeline) < finished.index(tx)
-    assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
-    assert tx.attributes[attr.TRANSACTION_ID] == f"{tx.context.span_id:016x}"
-    assert tx.kind == trace.SpanKind.CLIENT
-    assert tx.name == "TRANSACTION 0"
-    assert tx.attributes[attr.DB_NAMESPACE] == "0"
-    assert tx.attributes[attr.SERVER_ADDRESS] == "127.0.0.1"
-    assert tx.attributes[attr.SERVER_PORT] == 6379
 
 
 def test_connection_error_leaves_the_outcome_unknown(spans, key):
@@ -156,10 +137,8 @@ def test_connection_error_leaves_the_outcome_unknown(spans, key):
                 pipe.execute()
     finally:
         broken.close()
-    (tx,) = _tx(spans)
-    assert tx.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_UNKNOWN
-    assert tx.status.status_code == StatusCode.UNSET
-    (pipeline,) = _in_tx(spans, tx)
+    assert _transaction_spans(spans) == []
+    (pipeline,) = _pipelines(spans)
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_UNKNOWN
 
 
@@ -178,13 +157,11 @@ def test_unsampled_transaction_leaves_nothing_behind(spans, client, key):
     with trace.use_span(sampled_out), client.pipeline(transaction=True) as pipe:
         pipe.set(key, "1").get(key)
         assert pipe.execute() == [True, b"1"]
-    assert _tx(spans) == []
+    assert spans.finished() == []
     assert len(DEFERRED) == before  # nothing deferred for spans that never end recording
 
 
-def test_uninstrument_restores_pipelines_and_instrument_brings_transactions_back(
-    spans, client, key
-):
+def test_uninstrument_restores_pipelines_and_instrument_brings_the_facts_back(spans, client, key):
     import redis.asyncio.client
     import redis.client
     from wrapt import ObjectProxy
@@ -205,20 +182,16 @@ def test_uninstrument_restores_pipelines_and_instrument_brings_transactions_back
     with client.pipeline(transaction=True) as pipe:
         pipe.set(key, "2").get(key)
         assert pipe.execute() == [True, b"2"]
-    (tx,) = _tx(spans)
-    (pipeline,) = _in_tx(spans, tx)
-    assert pipeline.parent.span_id == tx.context.span_id
+    (pipeline,) = _pipelines(spans)
     assert pipeline.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
 
 
-def test_query_capture_counts_the_pipeline_not_its_transaction(spans, client, key):
-    """``QueryCapture`` sits beside the pipeline and reads the SDK's spans: the
-    transaction span is marked as one (statement count 0) from its start."""
+def test_query_capture_counts_the_multi_exec_pipeline_as_one_statement(spans, client, key):
     from otel_db.testing import QueryCapture
 
     with QueryCapture() as captured, client.pipeline(transaction=True) as pipe:
         pipe.set(key, "1").get(key)
         pipe.execute()
     assert captured.count == 1
-    (tx,) = _tx(spans)
-    assert tx.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 1
+    (pipeline,) = _pipelines(spans)
+    assert pipeline.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
 from opentelemetry import trace
 
 from otel_db import attributes as attr
+from otel_db.pipeline.containment import FAILURES
 
 
 def _tx(spans):
@@ -135,3 +137,26 @@ def test_failed_statement_before_begin_leaves_no_transaction(spans, conn):
     (select,) = _by_text(spans, "SELECT k")
     assert attr.TRANSACTION_ID not in select.attributes
     assert not conn.in_transaction
+
+
+def test_closed_connection_fails_as_sqlite3_does_and_logs_nothing(spans, caplog):
+    conn = sqlite3.connect(":memory:")
+    cursor = conn.cursor()
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")  # a transaction is open when it closes
+    conn.close()
+    caplog.clear()
+    failures = FAILURES.count  # logged once per kind: the count shows every later one
+    calls = (
+        lambda: cursor.execute("SELECT 1"),
+        lambda: cursor.executemany("SELECT ?", [(1,)]),
+        lambda: conn.execute("SELECT 1"),
+        lambda: conn.executescript("SELECT 1;"),
+        lambda: conn.commit(),
+    )
+    for call in calls:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            call()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert FAILURES.count == failures
+    assert spans.open_spans() == []

@@ -116,6 +116,13 @@ def test_wrong_header_is_rejected_exit_is_bounded_with_one_summary(
     summary = [line for line in app.stderr.splitlines() if "could not be exported" in line]
     assert len(summary) == 1, app.stderr
     assert "2 spans" in summary[0], summary[0]
+    # the real cause when the collector's answer came before the exit bound (on a loaded
+    # machine the first export may still be in its TLS handshake when the bound ends it)
+    assert "Shutdown in progress" not in summary[0], summary[0]
+    if "answered" in summary[0]:
+        assert "HTTP 401" in summary[0] or "gRPC UNAUTHENTICATED" in summary[0], summary[0]
+    else:
+        assert "did not answer within the exit bound" in summary[0], summary[0]
     _assert_never_printed(app, WRONG, SECRET)
 
 

@@ -105,3 +105,12 @@ def test_without_a_distro_after_it_every_repair_is_printed():
     shown = repair_process_environment(env, stream, leave_repeats_to_distro=False)
     assert len(shown) == 1 and "TLS" in shown[0]
     assert repair_process_environment(dict(env), io.StringIO()) == []
+
+
+@pytest.mark.parametrize("arguments", [("--version",), ("run", "--version")])
+def test_version_is_otel_dbs_own(arguments):
+    from otel_db.version import __version__
+
+    result = _otel_db(*arguments)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"otel-db {__version__} (opentelemetry-instrument "), result

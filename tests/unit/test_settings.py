@@ -87,3 +87,61 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.sanitize_queries = False  # type: ignore[misc]
+
+
+def test_every_warning_starts_with_the_otel_db_prefix(caplog):
+    caplog.set_level(logging.WARNING, logger="otel_db.settings")
+    Settings.from_env(
+        {
+            "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "fast",
+            "OTEL_PYTHON_DB_N_PLUS_ONE_THRESHOLD": "x",
+        }
+    )
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert all(message.startswith("otel_db: ") for message in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("OTEL_PYTHON_DB_SLOW_QUERY_TRESHOLD_MS", "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS"),
+        ("OTEL_PYTHON_DB_NPLUSONE_THRESHOLD", "OTEL_PYTHON_DB_N_PLUS_ONE_THRESHOLD"),
+        ("OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT", "OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS"),
+    ],
+)
+def test_an_unknown_own_variable_gets_one_warning_with_the_closest_name(caplog, typo, meant):
+    caplog.set_level(logging.WARNING, logger="otel_db.settings")
+    settings = Settings.from_env({typo: "3", "OTEL_SERVICE_NAME": "shop"})
+    [message] = [record.getMessage() for record in caplog.records]
+    assert (
+        message
+        == f"otel_db: {typo} is not an otel_db setting (did you mean {meant}?); it is ignored"
+    )
+    assert settings.warnings == (message,)
+    assert settings.slow_query_threshold_ms == 500.0  # the typo changed nothing
+
+
+def test_an_unknown_own_variable_with_no_close_name_is_still_reported(caplog):
+    caplog.set_level(logging.WARNING, logger="otel_db.settings")
+    Settings.from_env({"OTEL_PYTHON_DB_FOO": "1", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""})
+    [message] = [record.getMessage() for record in caplog.records]
+    assert message == "otel_db: OTEL_PYTHON_DB_FOO is not an otel_db setting; it is ignored"
+
+
+def test_every_documented_variable_is_known():
+    from otel_db.settings import known_variable_names
+
+    assert "OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS" in known_variable_names()
+    assert "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS" in known_variable_names()
+    assert Settings.from_env({name: "1" for name in known_variable_names()}).warnings == ()
+
+
+def test_every_variable_is_documented_in_configuration_md():
+    from pathlib import Path
+
+    from otel_db.settings import known_variable_names
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name in sorted(known_variable_names()) if f"| `{name}` |" not in docs]
+    assert missing == []

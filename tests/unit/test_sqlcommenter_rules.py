@@ -60,3 +60,34 @@ def test_statements_of_interleaved_traces_each_name_their_own_trace():
         assert commented("SELECT 1", span(trace_id, span_id, flags)) == (
             f"SELECT 1 /*traceparent='00-{trace_id:032x}-{span_id:016x}-{flags:02x}'*/"
         )
+
+
+def test_only_queries_and_dml_are_commented():
+    for statement in (
+        "SELECT 1",
+        "  /* hint */ select 1",
+        "-- why\nINSERT INTO t VALUES (1)",
+        "update t set x = 1",
+        "DELETE FROM t",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "(SELECT 1) UNION (SELECT 2)",
+        "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+        "REPLACE INTO t VALUES (1)",
+        "VALUES (1), (2)",
+    ):
+        assert commented(statement, _span(10)) == f"{statement} {_comment(10)}", statement
+    for statement in (
+        "CREATE TABLE t (x INT) WITHOUT ROWID, STRICT",
+        "create index ix on t (x) where x > 0",
+        "/* c */ ALTER TABLE t ADD COLUMN y INT",
+        "DROP TABLE t",
+        "CREATE TABLE t2 AS SELECT 1",
+        "BEGIN",
+        "SET search_path TO public",
+        "PRAGMA foreign_keys = ON",
+        "COPY t TO STDOUT",
+        "TRUNCATE t",
+        "COMMENT ON TABLE t IS 'x'",
+        "123",
+    ):
+        assert commented(statement, _span(11)) == statement, statement

@@ -18,6 +18,10 @@ database spans). The parent's ``otel_db.n_plus_one.count`` gives the full count.
 :func:`publish_counts` writes the counts on a still-open parent for readers that need
 them before it ends (``otel_db.testing.QueryCapture``).
 
+Statements a library issues on its own (pool pre-pings, dialect start-up; see
+``instrumentation/library_statements.py``) are marked ``otel_db.query.library_issued``
+as they start and are neither counted nor flagged.
+
 Memory: one entry per started, unfinished client span whose ancestor had to be
 resolved (a parent's first statement, statements in transactions) and one per parent
 that issued statements, both capped (oldest dropped first) for spans that never end, and
@@ -39,6 +43,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.library_statements import LIBRARY_ISSUED
 from otel_db.pipeline.db_span import SPAN_ID, db_system
 from otel_db.pipeline.draft import SpanDraft, plain_attributes
 from otel_db.pipeline.enricher import SpanEnricher
@@ -53,6 +58,7 @@ MAX_FINGERPRINTS_PER_PARENT: Final = 256
 _FINGERPRINT: Final = attr.QUERY_FINGERPRINT
 _CLIENT: Final = SpanKind.CLIENT
 _N_PLUS_ONE: Final = attr.N_PLUS_ONE
+_LIBRARY_ISSUED: Final = attr.QUERY_LIBRARY_ISSUED
 _FLAGGED: Final[Mapping[str, AttributeValue]] = {attr.N_PLUS_ONE: True}
 
 
@@ -139,7 +145,15 @@ class NPlusOneDetector(SpanEnricher):
             kind, parent_span_context = span._kind, span._parent
         except AttributeError:
             kind, parent_span_context = span.kind, span.parent
-        if kind is not _CLIENT or parent_span_context is None:
+        if kind is not _CLIENT:
+            return
+        if LIBRARY_ISSUED.get():
+            # A pool ping or the dialect's start-up: traced, marked, not the app's query.
+            # Marked on the live span (rare: once per checkout or engine) so that every
+            # processor sees it, the pytest fixtures' recorder beside this pipeline too.
+            span.set_attribute(_LIBRARY_ISSUED, True)
+            return
+        if parent_span_context is None:
             return
         # The second and later statements under one application span: it already has
         # counts, and the statement is counted through its parent's id when it ends
@@ -171,11 +185,12 @@ class NPlusOneDetector(SpanEnricher):
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
         parent = span.parent
+        attributes = draft.attributes
         updates = self._finish(
             draft.span_id,
             parent.span_id if parent is not None else None,
-            draft.kind is SpanKind.CLIENT,
-            draft.attributes,
+            draft.kind is SpanKind.CLIENT and _LIBRARY_ISSUED not in attributes,
+            attributes,
             (span.end_time or 0) - (span.start_time or 0),
         )
         if updates:
@@ -194,9 +209,14 @@ class NPlusOneDetector(SpanEnricher):
             or type(fingerprint) is not str
             or span_id in parents
             or span_id in self._ancestors
+            or _LIBRARY_ISSUED in attributes
         ):
             updates = self._finish(
-                span_id, parent_id, True, attributes, span._end_time - span._start_time
+                span_id,
+                parent_id,
+                _LIBRARY_ISSUED not in attributes,
+                attributes,
+                span._end_time - span._start_time,
             )
             if updates:
                 attributes.update(updates)

@@ -35,7 +35,6 @@ MAX_REMEMBERED: Final = 1024
 
 _POSTGRES_DRIVERS: Final = frozenset({"psycopg2", "psycopg"})
 _MYSQL_DRIVERS: Final = frozenset({"pymysql", "mysqldb"})
-_EXPLAINED_DRIVERS: Final = _POSTGRES_DRIVERS | _MYSQL_DRIVERS | {"pysqlite"}
 
 
 class SlowSelectExplainer:
@@ -86,21 +85,23 @@ class SlowSelectExplainer:
     def _explain(self, connection: Any, cursor: Any, statement: str, parameters: Any) -> str | None:
         dialect = connection.dialect
         driver = getattr(dialect, "driver", "")
-        if driver not in _EXPLAINED_DRIVERS:
-            return None  # (before cursor.connection: pg8000 warns when it is read)
+        postgresql = dialect.name == "postgresql" and driver in _POSTGRES_DRIVERS
+        sqlite = dialect.name == "sqlite" and driver == "pysqlite"
+        mysql = dialect.name in ("mysql", "mariadb") and driver in _MYSQL_DRIVERS
+        if not (postgresql or sqlite or mysql):
+            # Read nothing more: pg8000's cursor.connection, for one, warns when read.
+            return None
         dbapi_connection = getattr(cursor, "connection", None)
         if dbapi_connection is None:
             return None
-        if dialect.name == "postgresql" and driver in _POSTGRES_DRIVERS:
+        if postgresql:
             return explain_postgresql(dbapi_connection, statement, parameters)
-        if dialect.name == "sqlite" and driver == "pysqlite":
+        if sqlite:
             return explain_sqlite(dbapi_connection, statement, parameters)
-        if dialect.name in ("mysql", "mariadb") and driver in _MYSQL_DRIVERS:
-            return explain_mysql(
-                dbapi_connection,
-                statement,
-                parameters,
-                mariadb=bool(getattr(dialect, "is_mariadb", False)),
-                user_cursor=cursor,
-            )
-        return None
+        return explain_mysql(
+            dbapi_connection,
+            statement,
+            parameters,
+            mariadb=bool(getattr(dialect, "is_mariadb", False)),
+            user_cursor=cursor,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -22,6 +23,58 @@ EXPORTER_LOGGERS = (
 HEADER_PARSER_LOGGER = "opentelemetry.util.re"
 
 REPORT_INTERVAL_S = 60.0
+
+_NOT_A_CAUSE = ("Shutdown in progress",)
+
+_HTTP_STATUS = re.compile(r"\bcode: (\d{3})(?:, reason: ([^,.]*))?")
+_GRPC_STATUS = re.compile(r"StatusCode\.([A-Z_]+)")
+_REFUSED = ("connection refused", "econnrefused", "errno 111", "actively refused")
+_UNRESOLVED = (
+    "name or service not known",
+    "nodename nor servname",
+    "dns resolution failed",
+    "temporary failure in name resolution",
+    "getaddrinfo",
+)
+_TLS = ("ssl", "tls", "certificate", "handshake")
+_TIMED_OUT = ("timed out", "timeout", "deadline_exceeded", "deadline exceeded")
+
+
+def export_failure_cause(error: str | None) -> str | None:
+    """The cause of a failed export in a few words (refused, timed out, TLS failure,
+    HTTP or gRPC status), from the exporter's error text; None when it does not say."""
+    if not error:
+        return None
+    lowered = error.lower()
+    if any(word in lowered for word in _REFUSED):
+        return "connection refused (nothing listens at that address)"
+    if any(word in lowered for word in _UNRESOLVED):
+        return "the collector's host name does not resolve"
+    if any(word in lowered for word in _TLS):
+        return "TLS failure (certificate, or TLS on one side only)"
+    http = _HTTP_STATUS.search(error)
+    if http:
+        reason = (http.group(2) or "").strip()
+        return f"the collector answered HTTP {http.group(1)}" + (f" {reason}" if reason else "")
+    grpc = _GRPC_STATUS.search(error)
+    if grpc and grpc.group(1) != "UNAVAILABLE":
+        if grpc.group(1) == "DEADLINE_EXCEEDED":
+            return "timed out (gRPC DEADLINE_EXCEEDED)"
+        return f"the collector answered gRPC {grpc.group(1)}"
+    if any(word in lowered for word in _TIMED_OUT):
+        return "timed out"
+    if grpc:
+        return "the collector is unavailable (gRPC UNAVAILABLE)"
+    return None
+
+
+def is_refused(error: str | None) -> bool:
+    """Nothing listens at the collector's address: retrying at exit cannot help."""
+    return bool(error) and any(word in error.lower() for word in _REFUSED)
+
+
+def _spans(count: int) -> str:
+    return "1 span" if count == 1 else f"{count} spans"
 
 
 class ExporterErrorCapture(logging.Filter):
@@ -45,7 +98,10 @@ class ExporterErrorCapture(logging.Filter):
             masked = mask_credentials(message)
             if masked != message:  # never let a URL's user:password reach a log line
                 record.msg, record.args = masked, None
-            self.last_error = masked[:300]
+            # The exporter's "Shutdown in progress, aborting retry." says nothing about
+            # why the export failed: keep the error that does.
+            if not masked.startswith(_NOT_A_CAUSE):
+                self.last_error = masked[:300]
         return True
 
 
@@ -178,16 +234,24 @@ class ExportReport:
             )
 
     def at_exit(self, lost: int, why: str) -> None:
+        """One line at exit, only when something was lost: how many, where, and the
+        cause (refused, timed out, TLS, HTTP/gRPC status) before the raw last error."""
         self.lost_at_exit += lost
-        if lost or self.dropped_overflow:
-            _logger.warning(
-                "otel_db: at exit, %d spans could not be exported to %s (%s) and %d were "
-                "dropped earlier because the buffer was full; %d were exported. Last "
-                "export error: %s",
-                lost,
-                self.target,
-                why,
-                self.dropped_overflow,
-                self.exported,
-                self.last_reason or "none",
+        if not lost and not self.dropped_overflow:
+            return
+        parts: list[str] = []
+        if lost:
+            cause = export_failure_cause(self.last_reason) or why
+            parts.append(f"{_spans(lost)} could not be exported to {self.target}: {cause}")
+        if self.dropped_overflow:
+            parts.append(
+                f"{_spans(self.dropped_overflow)} were dropped earlier because the export "
+                "buffer was full (OTEL_BSP_MAX_QUEUE_SIZE)"
             )
+        last = f" Last export error: {self.last_reason}" if self.last_reason else ""
+        _logger.warning(
+            "otel_db: at exit, %s; %d were exported.%s",
+            "; ".join(parts),
+            self.exported,
+            last,
+        )

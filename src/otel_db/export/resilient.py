@@ -6,6 +6,9 @@ shutdown waits as long as the exporter does (15-30 s with a dead collector). Thi
 - keeps spans in one bounded buffer (oldest first); a failed batch goes back to the
   front and is retried with exponential backoff; when the buffer is full the OLDEST span
   is dropped and counted, so memory stays bounded during a long outage;
+- after a failed export to an OTLP collector, asks the collector's endpoint every 0.1 s
+  whether it accepts connections again (``collector_probe``) and exports as soon as it
+  does, instead of waiting for the exporter's and its own backoff;
 - exports back-to-back after an outage until the backlog is gone;
 - flushes and shuts down within a deadline, aborting an export stuck on a blackholed
   collector, and reports in one line what it could not deliver and why;
@@ -33,16 +36,28 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_db.env_hygiene import mask_credentials
-from otel_db.export.report import ERRORS, ExportReport, attach_error_capture
+from otel_db.export.collector_probe import (
+    PROBE_INTERVAL_S,
+    accepts_connections,
+    collector_address,
+    reconnect,
+)
+from otel_db.export.report import ERRORS, ExportReport, attach_error_capture, is_refused
 
 _logger = logging.getLogger("otel_db.export")
 
-#: Default buffer: about 40 s of 200 statements/s, the outage the distro rides out.
-DEFAULT_CAPACITY = 8192
+#: Default buffer, in spans, sized for the real span rate: a SQLAlchemy statement in a
+#: transaction is two spans (the statement and its transaction), so 200 statements/s
+#: are 400 spans/s and 16384 spans hold 41 s of them (a 30 s outage needs 12,000).
+#: Memory: ~2.7 KB per buffered SQLAlchemy span (measured), ~45 MB when full.
+DEFAULT_CAPACITY = 16384
 DEFAULT_BATCH_SIZE = 512
 DEFAULT_SCHEDULE_DELAY_S = 5.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 5.0
+#: With a collector probe, exports are retried when it accepts connections again; this
+#: backoff only spaces attempts the probe does not trigger (a probe that cannot tell).
+PROBED_BACKOFF_MAX_S = 30.0
 #: Consecutive raising exports of one batch before it is split to find what raises.
 RAISES_BEFORE_ISOLATING = 3
 _EXIT_MARGIN_S = 0.5
@@ -92,6 +107,7 @@ class ResilientBatchProcessor(SpanProcessor):
         self.schedule_delay_s = schedule_delay_s
         self.shutdown_timeout_s = shutdown_timeout_s
         self.report = ExportReport(_target(exporter))
+        self._collector = collector_address(exporter)
         if report_interval_s is not None:
             self.report.interval_s = report_interval_s
         self.closed = False
@@ -118,6 +134,7 @@ class ResilientBatchProcessor(SpanProcessor):
         self._failures = 0
         self._raised_in_a_row = 0
         self._retry_at = 0.0
+        self._next_probe = 0.0
         self._last_export = time.monotonic()
         self._flush_until = 0.0
         self._closing_deadline: float | None = None
@@ -194,7 +211,14 @@ class ResilientBatchProcessor(SpanProcessor):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(min(remaining, 0.5))
+                # A refused connection at exit: no collector is there, and retrying
+                # until the deadline would only hold the process (a misspelled
+                # exporter falls back to OTLP on localhost, where nothing listens).
+                if is_refused(ERRORS.last_error) or (
+                    self._failures and is_refused(self.report.last_reason)
+                ):
+                    break
+                self._cond.wait(min(remaining, 0.1))
             self.closed = True
             lost = len(self._buffer) + self._in_flight
             stuck = self._in_flight > 0
@@ -208,9 +232,10 @@ class ResilientBatchProcessor(SpanProcessor):
             _logger.debug("otel_db: exporter shutdown failed: %r", error)
         self._worker.join(max(0.0, min(0.2, deadline - time.monotonic() + 0.2)))
         why = (
-            "the collector did not answer within the exit bound"
+            "the collector did not answer within the exit bound "
+            "(OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS)"
             if stuck or self._failures
-            else "the exit bound was reached"
+            else "the exit bound (OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS) ended before they were sent"
         )
         if lost and not self.report.last_reason:
             self.report.last_reason = ERRORS.last_error
@@ -235,9 +260,26 @@ class ResilientBatchProcessor(SpanProcessor):
             return now
         return self._last_export + self.schedule_delay_s
 
+    def _probing(self) -> bool:
+        """Whether the next export waits for the collector to accept connections."""
+        return bool(self._failures and self._collector is not None and self._buffer)
+
+    def _probe(self) -> None:
+        """Outside the lock: export now if the collector accepts connections again."""
+        assert self._collector is not None
+        back = accepts_connections(self._collector)
+        if back:
+            reconnect(self.exporter)  # not the channel the outage left in backoff
+        with self._cond:
+            now = time.monotonic()
+            self._next_probe = now + PROBE_INTERVAL_S
+            if back:
+                self._retry_at = now
+
     def _run(self) -> None:
         cond = self._cond
         while True:
+            probe = False
             with cond:
                 while True:
                     if self.closed or cond is not self._cond:
@@ -248,12 +290,21 @@ class ResilientBatchProcessor(SpanProcessor):
                     due = self._due(now)
                     if due <= now:
                         break
+                    if self._probing():
+                        if now >= self._next_probe:
+                            probe = True
+                            break
+                        due = min(due, self._next_probe)
                     cond.wait(due - now)
                     if not _exit_hook.done:
                         _exit_hook()
-                count = min(self.batch_size, len(self._buffer))
-                batch = [self._buffer.popleft() for _ in range(count)]
-                self._in_flight = count
+                if not probe:
+                    count = min(self.batch_size, len(self._buffer))
+                    batch = [self._buffer.popleft() for _ in range(count)]
+                    self._in_flight = count
+            if probe:
+                self._probe()
+                continue
             ok, reason, raised = self._send(batch)
             self._raised_in_a_row = self._raised_in_a_row + 1 if raised else 0
             if raised and self._raised_in_a_row >= RAISES_BEFORE_ISOLATING:
@@ -274,7 +325,13 @@ class ResilientBatchProcessor(SpanProcessor):
                     if not self.closed:
                         self._requeue(batch)
                     delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+                    if self._collector is not None:
+                        # The probe says when to retry; the backoff is only a safety net.
+                        delay = PROBED_BACKOFF_MAX_S
                     self._retry_at = self._last_export + delay * random.uniform(0.8, 1.2)
+                    # The first probe comes after the shortest backoff: a collector that
+                    # accepts connections but fails exports is not asked again at once.
+                    self._next_probe = self._last_export + BACKOFF_FIRST_S
                 pending = len(self._buffer)
                 cond.notify_all()
             if ok:

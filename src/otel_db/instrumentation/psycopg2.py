@@ -1,36 +1,59 @@
-"""psycopg2 with pool and transaction facts: contrib's instrumentor, extended.
+"""psycopg2 with pool and transaction facts: contrib's statement spans, row types kept.
 
-contrib's statement spans are kept as they are. Around them otel_db adds: the pool a
-connection came from (``psycopg2.pool`` checkouts are timed), the transaction the driver
-opens when autocommit is off (a span from the first statement to ``commit()`` /
-``rollback()`` / ``with conn:``), which connection the statement span starts on, and,
-with ``OTEL_PYTHON_DB_CAPTURE_PARAMETERS``, the statement's parameters.
+contrib's psycopg2 instrumentation replaces the connection's ``cursor_factory`` with its
+traced subclass of plain ``cursor`` (contrib issues #578 and #1479): a
+``NamedTupleConnection`` or ``DictConnection`` then returns plain tuples,
+``conn.cursor_factory`` is no longer what the application set, and a cursor asked for
+with ``conn.cursor(cursor_factory=RealDictCursor)`` is not traced at all. otel_db
+traces without touching ``cursor_factory``:
+
+- the connection is made from a subclass of the class the application asked for
+  (``connection_factory``, or psycopg2's ``connection``) whose extra base
+  (:class:`_CursorHook`) sits right above psycopg2's ``connection`` in the MRO. Every
+  ``cursor()`` call, whatever the application's connection class did with it (a
+  ``NamedTupleConnection`` picks ``NamedTupleCursor``), reaches the hook with the final
+  factory, and the hook swaps in the traced subclass of exactly that class
+  (:func:`_traced_cursor_class`, one per class, cached);
+- the traced cursor runs contrib's own ``CursorTracer`` (same span, attributes and
+  metrics as contrib's), and around it otel_db's transaction hooks; ``copy_expert``
+  (a SQL statement contrib leaves untraced) is traced the same way;
+- what each connection needs (contrib's tracer with that connection's attributes, its
+  transaction facts) is kept beside it in a weak map, never on it.
+
+A ``cursor_factory`` or ``connection_factory`` that is a function rather than a class
+cannot be subclassed: it is used as given, untraced.
+
+psycopg2 2.9's ``connect()`` builds the DSN and hands it to the module's ``_connect``;
+that is what is wrapped (on those exact versions), so ``connect()`` itself stays
+psycopg2's and code replacing ``psycopg2._connect`` sees the arguments the application
+passed. Other versions: ``connect`` is wrapped (the public fallback).
 
 The parameters and, with ``OTEL_PYTHON_DB_SQLCOMMENTER``, the traceparent comment are
-added by a cursor class under contrib's (:func:`_statement_cursor`), inside contrib's
-statement span: the span is the current one there, so no hand-off through the span
-processors is needed, and contrib's own commenter (which rebuilds its driver facts and
-URL-quotes them on every statement even when only the traceparent is kept) is not used.
-contrib's duration and returned-rows histograms are recorded through
-:mod:`otel_db.metrics.interned_histogram`.
+added by a cursor class under contrib's tracer (:func:`_statement_cursor`), inside
+contrib's statement span. contrib's duration and returned-rows histograms are recorded
+through :mod:`otel_db.metrics.interned_histogram`.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.psycopg2 import (
+    CursorTracer,
     DatabaseApiIntegration,
     Psycopg2Instrumentor,
-    _new_cursor_factory,
 )
 from opentelemetry.instrumentation.psycopg2.version import __version__
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.trace import get_current_span
+from psycopg2.extensions import connection as pg_connection
+from psycopg2.extensions import cursor as pg_cursor
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.instrumentation.parameter_capture import first_row, statement_parameters
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
@@ -40,42 +63,54 @@ from otel_db.sql.parameters import capture_parameters
 from otel_db.sqlcommenter import commented
 from otel_db.transactions import dbapi_transactions as tx
 
+#: psycopg2 releases whose ``connect()`` calls the module-level ``_connect(dsn,
+#: connection_factory=..., async_=...)``: the private name wrapped on them.
+PRIVATE_CONNECT_VERSIONS = frozenset({(2, 9)})
+
 
 def _opens_transaction(connection: Any) -> bool:
     # psycopg2 sends BEGIN before the first statement when autocommit is off.
     return not connection.autocommit and not connection.closed
 
 
-@functools.lru_cache(maxsize=64)
-def _connection_class(base: type) -> type:
-    """``base`` with commit/rollback/close/``with`` reporting to the transaction tracker."""
+@dataclass(frozen=True, slots=True)
+class _ConnectionTracing:
+    """What a traced connection's statements need, kept beside the connection."""
 
-    class TracedConnection(base):  # type: ignore[misc, valid-type]
-        def commit(self) -> None:
-            try:
-                super().commit()
-            except Exception:
-                tx.ended(self, attr.OUTCOME_UNKNOWN)
-                raise
-            tx.ended(self, attr.OUTCOME_COMMITTED)
+    tracer: CursorTracer
+    system: dict[str, Any]
+    track_transactions: bool
+    comment: bool
+    capture: bool
 
-        def rollback(self) -> None:
-            try:
-                super().rollback()
-            except Exception:
-                tx.ended(self, attr.OUTCOME_UNKNOWN)
-                raise
-            tx.ended(self, attr.OUTCOME_ROLLED_BACK)
+    def run(self, cursor: Any, method: Any, args: Any, kwargs: Any) -> Any:
+        connection = cursor.connection
+        statement = args[0] if args else kwargs.get("query")
+        if method.__name__ == "callproc":
+            statement = None  # a procedure: it may write
+        token = tx.enter_statement(
+            connection, self.system, _opens_transaction, self.track_transactions, statement
+        )
+        lost = failed = False
+        try:
+            return self.tracer.traced_execution(cursor, method, *args, **kwargs)
+        except Exception:
+            lost = bool(getattr(connection, "closed", 0))
+            failed = True
+            raise
+        finally:
+            tx.exit_statement(token, connection, lost, failed)
 
-        def close(self) -> None:
-            try:
-                super().close()
-            finally:
-                # The server rolls back what was open on a closed connection.
-                tx.ended(self, attr.OUTCOME_ROLLED_BACK)
 
-    TracedConnection.__name__ = TracedConnection.__qualname__ = f"OtelDb{base.__name__}"
-    return TracedConnection
+#: Traced connections (instances of a :func:`_connection_class`) -> their tracing.
+_TRACING: weakref.WeakKeyDictionary[Any, _ConnectionTracing] = weakref.WeakKeyDictionary()
+
+
+def _tracing_of(connection: Any) -> _ConnectionTracing | None:
+    try:
+        return _TRACING.get(connection)
+    except TypeError:  # not weakly referenceable: never registered
+        return None
 
 
 def _commented(query: Any, cursor: Any, span: Any) -> Any:
@@ -102,11 +137,11 @@ def _record_parameters(span: Any, parameters: Any) -> None:
         FAILURES.report("psycopg2 parameter capture", error)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _statement_cursor(base: type, comment: bool, capture: bool) -> type:
     """``base`` with what otel_db adds inside contrib's statement span.
 
-    It sits under contrib's traced cursor, so the current span is contrib's statement
+    It sits under the traced cursor, so the current span is contrib's statement
     span (a non-recording one when the trace is sampled out: then nothing is added).
     ``comment``: ``execute`` appends the span's traceparent (``executemany`` and
     ``callproc`` are left alone, see :mod:`otel_db.sqlcommenter`). ``capture``: the call's
@@ -115,6 +150,8 @@ def _statement_cursor(base: type, comment: bool, capture: bool) -> type:
     """
 
     class StatementCursor(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             span = get_current_span()
             if span.is_recording():
@@ -142,48 +179,131 @@ def _statement_cursor(base: type, comment: bool, capture: bool) -> type:
                     _record_parameters(span, statement_parameters(args, kwargs, "parameters"))
                 return super().callproc(*args, **kwargs)
 
-    name = f"OtelDbStatement{base.__name__}"
-    StatementCursor.__name__ = StatementCursor.__qualname__ = name
+    StatementCursor.__name__ = StatementCursor.__qualname__ = base.__name__
+    StatementCursor.__module__ = base.__module__
     return StatementCursor
 
 
-def _site_cursor_factory(traced: type, driver: type, system: dict[str, Any], track: bool) -> type:
-    """contrib's ``traced`` cursor with otel_db's transaction hooks; ``driver`` is the
-    class whose parents run a statement untraced (contrib's tracer and otel_db's
-    statement cursor skipped)."""
+@functools.lru_cache(maxsize=256)
+def _traced_cursor_class(base: type, comment: bool, capture: bool) -> type:
+    """The cursor class ``base``, traced: its rows, attributes and behaviour are
+    ``base``'s. While instrumentation is suppressed (SQLAlchemy's span is the
+    statement's), or on a connection no longer traced, a call goes straight to ``base``.
+    """
+    parent = _statement_cursor(base, comment, capture) if comment or capture else base
 
-    class SiteCursor(traced):  # type: ignore[misc, valid-type]
-        # While instrumentation is suppressed (SQLAlchemy's span is the statement's),
-        # a statement goes straight to the driver's cursor: contrib's tracer and the
-        # transaction hooks would do nothing else then.
+    class TracedCursor(parent):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+        _otel_db_traced = True
+
         def execute(self, *args: Any, **kwargs: Any) -> Any:
-            if not is_instrumentation_enabled():
-                return super(driver, self).execute(*args, **kwargs)
-            return self._otel_db_run(super().execute, args, kwargs)
+            tracing = _tracing_of(self.connection)
+            if tracing is None or not is_instrumentation_enabled():
+                return base.execute(self, *args, **kwargs)
+            return tracing.run(self, super().execute, args, kwargs)
 
         def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            if not is_instrumentation_enabled():
-                return super(driver, self).executemany(*args, **kwargs)
-            return self._otel_db_run(super().executemany, args, kwargs)
+            tracing = _tracing_of(self.connection)
+            if tracing is None or not is_instrumentation_enabled():
+                return base.executemany(self, *args, **kwargs)
+            return tracing.run(self, super().executemany, args, kwargs)
 
         def callproc(self, *args: Any, **kwargs: Any) -> Any:
-            if not is_instrumentation_enabled():
-                return super(driver, self).callproc(*args, **kwargs)
-            return self._otel_db_run(super().callproc, args, kwargs)
+            tracing = _tracing_of(self.connection)
+            if tracing is None or not is_instrumentation_enabled():
+                return base.callproc(self, *args, **kwargs)
+            return tracing.run(self, super().callproc, args, kwargs)
 
-        def _otel_db_run(self, method: Any, args: Any, kwargs: Any) -> Any:
-            connection = self.connection
-            token = tx.enter_statement(connection, system, _opens_transaction, track)
-            lost = False
+        def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
+            tracing = _tracing_of(self.connection)
+            if tracing is None or not is_instrumentation_enabled() or not args:
+                return base.copy_expert(self, *args, **kwargs)
+            return tracing.run(self, super().copy_expert, args, kwargs)
+
+    # repr(), error messages and logs name the application's class.
+    TracedCursor.__name__ = TracedCursor.__qualname__ = base.__name__
+    TracedCursor.__module__ = base.__module__
+    return TracedCursor
+
+
+def _traceable_cursor_class(factory: Any) -> bool:
+    return (
+        isinstance(factory, type)
+        and issubclass(factory, pg_cursor)
+        and not getattr(factory, "_otel_db_traced", False)
+    )
+
+
+class _CursorHook(pg_connection):
+    """The base right above psycopg2's ``connection``: sees every ``cursor()`` call
+    with the cursor class finally chosen, and traces that very class."""
+
+    __slots__ = ()
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            tracing = _tracing_of(self)
+            if tracing is not None:
+                positional = len(args) > 1  # cursor(name, cursor_factory, ...)
+                factory = args[1] if positional else kwargs.get("cursor_factory")
+                if factory is None:
+                    factory = self.cursor_factory or pg_cursor
+                if _traceable_cursor_class(factory):
+                    traced = _traced_cursor_class(factory, tracing.comment, tracing.capture)
+                    if positional:
+                        args = (args[0], traced, *args[2:])
+                    else:
+                        kwargs["cursor_factory"] = traced
+        except Exception as error:  # the cursor the application asked for, untraced
+            FAILURES.report("psycopg2 cursor tracing", error)
+        return super().cursor(*args, **kwargs)
+
+
+def _traceable_connection_class(factory: Any) -> bool:
+    return isinstance(factory, type) and issubclass(factory, pg_connection)
+
+
+@functools.lru_cache(maxsize=64)
+def _connection_class(base: type) -> type:
+    """``base`` with traced cursors and commit/rollback/close reporting to the
+    transaction tracker."""
+    bases: tuple[type, ...]
+    if issubclass(base, _CursorHook):
+        bases = (base,)
+    elif base is pg_connection:
+        bases = (_CursorHook,)
+    else:
+        bases = (base, _CursorHook)
+
+    class TracedConnection(*bases):  # type: ignore[misc]
+        __slots__ = ()
+
+        def commit(self) -> None:
             try:
-                return method(*args, **kwargs)
+                super().commit()
             except Exception:
-                lost = bool(getattr(connection, "closed", 0))
+                tx.ended(self, attr.OUTCOME_UNKNOWN)
                 raise
-            finally:
-                tx.exit_statement(token, connection, lost)
+            tx.ended(self, attr.OUTCOME_COMMITTED)
 
-    return SiteCursor
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            except Exception:
+                tx.ended(self, attr.OUTCOME_UNKNOWN)
+                raise
+            tx.ended(self, attr.OUTCOME_ROLLED_BACK)
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                # The server rolls back what was open on a closed connection.
+                tx.ended(self, attr.OUTCOME_ROLLED_BACK)
+
+    TracedConnection.__name__ = TracedConnection.__qualname__ = base.__name__
+    TracedConnection.__module__ = base.__module__
+    return TracedConnection
 
 
 class _Integration(DatabaseApiIntegration):
@@ -192,61 +312,102 @@ class _Integration(DatabaseApiIntegration):
         intern_contrib_histograms(self)
 
     def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
-        settings = current_settings()
-        from psycopg2.extensions import connection as pg_connection
-        from psycopg2.extensions import cursor as pg_cursor
-
-        base_cursor = kwargs.pop("cursor_factory", None) or pg_cursor
-        # contrib's own commenter (an application that asked for it) wins over ours.
-        comment = settings.sqlcommenter and not self.enable_commenter
-        capture = settings.capture_parameters
-        driver = _statement_cursor(base_cursor, comment, capture) if comment or capture else None
-        traced = _new_cursor_factory(db_api=self, base_factory=driver or base_cursor)
-
-        kwargs["connection_factory"] = _connection_class(
-            kwargs.get("connection_factory") or pg_connection
-        )
+        # connect(dsn, connection_factory, ...) and _connect(dsn, connection_factory, ...)
+        positional = len(args) > 1
+        factory = args[1] if positional else kwargs.get("connection_factory")
+        traced_class = None
+        if factory is None or _traceable_connection_class(factory):
+            traced_class = _connection_class(factory or pg_connection)
+            if positional:
+                args = (args[0], traced_class, *args[2:])
+            else:
+                kwargs = {**kwargs, "connection_factory": traced_class}
         connection = connect_method(*args, **kwargs)
+        if traced_class is not None and isinstance(connection, _CursorHook):
+            try:
+                self._register(connection)
+            except Exception as error:  # the connection works, untraced
+                FAILURES.report("psycopg2 connection tracing", error)
+        return connection
+
+    def _register(self, connection: Any) -> None:
+        settings = current_settings()
         self.get_connection_attributes(connection)
         system: dict[str, Any] = {attr.DB_SYSTEM_NAME: "postgresql"}
         if self.database:
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
-        connection.cursor_factory = _site_cursor_factory(
-            traced, driver or traced, system, settings.transaction_spans
+        _TRACING[connection] = _ConnectionTracing(
+            tracer=CursorTracer(self),
+            system=system,
+            track_transactions=settings.transaction_spans,
+            # contrib's own commenter (an application that asked for it) wins over ours.
+            comment=settings.sqlcommenter and not self.enable_commenter,
+            capture=settings.capture_parameters,
         )
-        return connection
+
+
+def _connect_target(module: Any) -> str:
+    """The function of ``module`` (psycopg2) to wrap: ``_connect`` where it is known to
+    be what ``connect()`` calls, else the public ``connect``."""
+    try:
+        version = tuple(int(part) for part in module.__version__.split()[0].split(".")[:2])
+        code = module.connect.__code__
+        if (
+            version in PRIVATE_CONNECT_VERSIONS
+            and callable(getattr(module, "_connect", None))
+            and "_connect" in code.co_names
+            and code.co_varnames[:3] == ("dsn", "connection_factory", "cursor_factory")
+        ):
+            return "_connect"
+    except Exception:
+        pass
+    return "connect"
 
 
 class Psycopg2StatementInstrumentor(Psycopg2Instrumentor):
-    """contrib's psycopg2 instrumentor plus pool and transaction facts."""
+    """contrib's psycopg2 spans, the application's cursor classes, pool and transaction
+    facts."""
+
+    _wrapped_target: str | None = None
 
     def _instrument(self, **kwargs: Any) -> None:
+        import psycopg2
+
         settings = current_settings()
-        dbapi.wrap_connect(
+        target = _connect_target(psycopg2)
+        wrap_connect_shared(
             "opentelemetry.instrumentation.psycopg2",
-            __import__("psycopg2"),
-            "connect",
+            psycopg2,
+            target,
             self._DATABASE_SYSTEM,
             self._CONNECTION_ATTRIBUTES,
+            _Integration,
             version=__version__,
             tracer_provider=kwargs.get("tracer_provider"),
-            db_api_integration_factory=_Integration,
             enable_commenter=kwargs.get("enable_commenter", False),
             commenter_options=kwargs.get("commenter_options", {}),
             enable_attribute_commenter=kwargs.get("enable_attribute_commenter", False),
             capture_parameters=kwargs.get("capture_parameters", False),
         )
+        Psycopg2StatementInstrumentor._wrapped_target = target
         if settings.pool_attributes:
             from otel_db.pools import psycopg2_pool
 
             psycopg2_pool.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        super()._uninstrument(**kwargs)
+        import psycopg2
+
+        target = Psycopg2StatementInstrumentor._wrapped_target or "connect"
+        unwrap(psycopg2, target)
+        Psycopg2StatementInstrumentor._wrapped_target = None
+        # Connections made while instrumented keep their class; their cursors go
+        # straight to the driver from now on.
+        _TRACING.clear()
         from otel_db.pools import psycopg2_pool
 
         psycopg2_pool.uninstall()
 
 
-__all__ = ["Psycopg2StatementInstrumentor"]
+__all__ = ["PRIVATE_CONNECT_VERSIONS", "Psycopg2StatementInstrumentor"]

@@ -2,10 +2,10 @@
 
 contrib's statement spans are kept as they are. otel_db wraps around them:
 
-- ``Pipeline.execute`` (sync and asyncio): a transaction span around a MULTI/EXEC
-  pipeline (``transactions/redis_transactions.py``), parent of contrib's pipeline span;
-  and, wrapped *before* contrib's (so inside contrib's span), the pipeline span's
-  transaction id and outcome, set before it ends;
+- ``Pipeline.execute`` (sync and asyncio), wrapped *before* contrib's (so inside
+  contrib's span): the pipeline span's ``db.operation.batch.size`` and, for MULTI/EXEC,
+  its transaction id, outcome and statement count, set before it ends
+  (``transactions/redis_transactions.py``; no transaction span of its own);
 - ``execute_command`` / ``immediate_execute_command``: which connection a statement runs
   on when the client or pipeline already holds one (pool facts for ``WATCH`` pipelines
   and ``single_connection_client``); other statements get theirs from the checkout
@@ -37,9 +37,7 @@ from otel_db.pools import redis_pool
 from otel_db.settings import current_settings
 from otel_db.transactions import redis_transactions
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
-from otel_db.transactions.tracker import transaction_start_attributes
 
-_CURRENT_TRANSACTION = redis_transactions.CURRENT
 _wrapped: list[tuple[Any, str]] = []
 _inner_wrapped: list[tuple[Any, str]] = []
 _lock = threading.Lock()
@@ -69,20 +67,6 @@ def _shared_system_attributes(client: Any) -> dict[str, Any]:
     found = state.system_attributes
     if found is None:
         found = state.system_attributes = _system_attributes(client)
-    return found
-
-
-def _shared_transaction_attributes(pipeline: Any) -> dict[str, Any]:
-    """A MULTI/EXEC transaction span's start attributes, built once per pool (shared)."""
-    pool = getattr(pipeline, "connection_pool", None)
-    state = redis_pool.pool_state(pool) if pool is not None else None
-    if state is None:
-        return transaction_start_attributes(_system_attributes(pipeline))
-    found = state.transaction_attributes
-    if found is None:
-        found = state.transaction_attributes = transaction_start_attributes(
-            _shared_system_attributes(pipeline)
-        )
     return found
 
 
@@ -158,57 +142,27 @@ def _reset(token: Any) -> None:
             FAILURES.report("redis statement site reset", failure)
 
 
-def _pipeline_start(pipeline: Any) -> tuple[Any, Any, Any, str]:
-    """(transaction, its token in ``redis_transactions.CURRENT``, statement-site token,
-    operation name) for ``Pipeline.execute``."""
-    transaction = None
-    transaction_token = None
+def _pipeline_start(pipeline: Any) -> tuple[Any, str]:
+    """(statement-site token, operation name) for ``Pipeline.execute``."""
     operation = "PIPELINE"
     try:
         if redis_transactions.is_transaction(pipeline):
             operation = "MULTI"
-            if current_settings().transaction_spans:
-                transaction = redis_transactions.begin(
-                    pipeline, _shared_transaction_attributes(pipeline)
-                )
-                if transaction is not None:
-                    transaction_token = _CURRENT_TRANSACTION.set(transaction)
     except Exception as failure:
         FAILURES.report("redis pipeline start", failure)
-    # Only a held connection (after WATCH) is known before the pipeline's own checkout;
-    # the transaction is not a statement-site one (see redis_transactions).
+    # Only a held connection (after WATCH) is known before the pipeline's own checkout.
     connection = getattr(pipeline, "connection", None)
     site = _site_token(connection) if connection is not None else None
-    return transaction, transaction_token, site, operation
+    return site, operation
 
 
-def _pipeline_end(
-    pipeline: Any,
-    operation: str,
-    transaction: Any,
-    transaction_token: Any,
-    site: Any,
-    started: float,
-    error: BaseException | None,
-) -> None:
-    if transaction_token is not None:
-        try:
-            _CURRENT_TRANSACTION.reset(transaction_token)
-        except Exception as failure:  # another context (should not happen)
-            FAILURES.report("redis transaction reset", failure)
-    if site is not None:
-        _reset(site)
-    _record_duration(pipeline, operation, started, error)
-    redis_transactions.end(transaction, error)
-
-
-# Around ``Pipeline.execute``: its transaction, its site, its duration. Written out
-# rather than as a generator context manager: this runs for every pipeline.
+# Around ``Pipeline.execute``: its site, its duration. Written out rather than as a
+# generator context manager: this runs for every pipeline.
 def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     current = _get_current()  # is_instrumentation_enabled(), read from one context
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
-    transaction, transaction_token, site, operation = _pipeline_start(pipeline)
+    site, operation = _pipeline_start(pipeline)
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -217,7 +171,9 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
         error = raised
         raise
     finally:
-        _pipeline_end(pipeline, operation, transaction, transaction_token, site, started, error)
+        if site is not None:
+            _reset(site)
+        _record_duration(pipeline, operation, started, error)
 
 
 async def _async_execute(
@@ -226,7 +182,7 @@ async def _async_execute(
     current = _get_current()
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
-    transaction, transaction_token, site, operation = _pipeline_start(pipeline)
+    site, operation = _pipeline_start(pipeline)
     started = _perf_counter()
     error: BaseException | None = None
     try:
@@ -235,38 +191,50 @@ async def _async_execute(
         error = raised
         raise
     finally:
-        _pipeline_end(pipeline, operation, transaction, transaction_token, site, started, error)
+        if site is not None:
+            _reset(site)
+        _record_duration(pipeline, operation, started, error)
+
+
+def _pipeline_shape(pipeline: Any) -> tuple[int, bool]:
+    """(commands queued, whether MULTI/EXEC transaction facts are to be written), read
+    before ``execute()`` empties the pipeline."""
+    stack = getattr(pipeline, "command_stack", None)
+    commands = len(stack) if stack is not None else 0
+    transaction = commands > 0 or getattr(pipeline, "watching", False)
+    if transaction:
+        transaction = (
+            getattr(pipeline, "transaction", False)
+            or getattr(pipeline, "explicit_transaction", False)
+        ) and current_settings().transaction_spans
+    return commands, bool(transaction)
 
 
 # Inside contrib's pipeline span (installed before contrib's wrapper): the pipeline span
-# gets its transaction's id and outcome before it ends, so it is never held.
+# gets its batch size and transaction facts before it ends, so it is never held.
 def _inner_execute(
     wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    transaction = _CURRENT_TRANSACTION.get()
-    if transaction is None or transaction.pipeline is not pipeline:
-        return wrapped(*args, **kwargs)
+    commands, transaction = _pipeline_shape(pipeline)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as error:
-        redis_transactions.statement_ended(transaction, error)
+        redis_transactions.pipeline_ended(commands, transaction, error)
         raise
-    redis_transactions.statement_ended(transaction, None)
+    redis_transactions.pipeline_ended(commands, transaction, None)
     return result
 
 
 async def _async_inner_execute(
     wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    transaction = _CURRENT_TRANSACTION.get()
-    if transaction is None or transaction.pipeline is not pipeline:
-        return await wrapped(*args, **kwargs)
+    commands, transaction = _pipeline_shape(pipeline)
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as error:
-        redis_transactions.statement_ended(transaction, error)
+        redis_transactions.pipeline_ended(commands, transaction, error)
         raise
-    redis_transactions.statement_ended(transaction, None)
+    redis_transactions.pipeline_ended(commands, transaction, None)
     return result
 
 
@@ -362,7 +330,7 @@ def _remove_wrappers() -> None:
 
 
 class RedisStatementInstrumentor(RedisInstrumentor):
-    """contrib's redis instrumentor plus pool facts, MULTI/EXEC transactions, durations."""
+    """contrib's redis instrumentor plus pool facts, pipeline facts, durations."""
 
     # BaseInstrumentor is a per-class singleton looked up through the MRO: without this,
     # an earlier RedisInstrumentor() would be returned for this class too.

@@ -22,6 +22,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_db import attributes as attr
+from otel_db.instrumentation import library_statements
 from otel_db.instrumentation.semconv import DatabaseAttributeWriter
 from otel_db.instrumentation.sqlalchemy_engine_facts import EngineFacts, facts_for
 from otel_db.instrumentation.statement_hooks import StatementHooks, default_hooks
@@ -256,6 +257,7 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         event.listen(Engine, "before_cursor_execute", listener.before_cursor_execute, retval=True)
         event.listen(Engine, "after_cursor_execute", listener.after_cursor_execute)
         event.listen(Engine, "handle_error", listener.handle_error)
+        library_statements.install()  # pool pings, dialect start-up: marked, not counted
         type(self)._listener = listener
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -268,4 +270,5 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         event.remove(Engine, "before_cursor_execute", listener.before_cursor_execute)
         event.remove(Engine, "after_cursor_execute", listener.after_cursor_execute)
         event.remove(Engine, "handle_error", listener.handle_error)
+        library_statements.uninstall()
         type(self)._listener = None

@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.dbapi import (
     CursorTracer,
     DatabaseApiIntegration,
@@ -36,6 +35,7 @@ from opentelemetry.instrumentation.sqlite3.version import __version__
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
 from otel_db.settings import current_settings
@@ -63,8 +63,21 @@ def _legacy(connection: Any) -> bool:
     return autocommit not in (True, False) and connection.isolation_level is not None
 
 
+def _in_transaction(connection: Any) -> bool | None:
+    """``connection.in_transaction``; None on a closed connection, where sqlite3 raises
+    (the application's statement then fails with sqlite3's own error, as it would
+    without otel_db)."""
+    try:
+        return bool(connection.in_transaction)
+    except Exception:
+        return None
+
+
 def _opens_transaction(connection: Any, statement: Any) -> bool:
-    if connection.in_transaction or getattr(connection, "autocommit", None) is False:
+    in_transaction = _in_transaction(connection)
+    if in_transaction is None:
+        return False
+    if in_transaction or getattr(connection, "autocommit", None) is False:
         return True
     word = _first_word(statement)
     if word in _EXPLICIT_BEGIN:
@@ -74,9 +87,8 @@ def _opens_transaction(connection: Any, statement: Any) -> bool:
 
 def _settle(connection: Any, statement: Any, system: dict[str, Any]) -> None:
     """After a statement: make the tracker agree with ``connection.in_transaction``."""
-    try:
-        open_now = connection.in_transaction
-    except Exception:  # closed connection
+    open_now = _in_transaction(connection)
+    if open_now is None:
         return
     tracked = tx.is_open(connection)
     if tracked and not open_now:
@@ -135,11 +147,16 @@ class _SQLite3CursorProxy(TracedCursorProxy):
             self._self_system,
             lambda conn: _opens_transaction(conn, statement),
             True,
+            None if method.__name__ == "callproc" else statement,
         )
+        failed = False
         try:
             return method(*args, **kwargs)
+        except Exception:
+            failed = True
+            raise
         finally:
-            tx.exit_statement(tokens, connection, False)
+            tx.exit_statement(tokens, connection, False, failed)
             if tokens is not None:
                 _settle(connection, statement, self._self_system)
 
@@ -169,7 +186,7 @@ class _SQLite3ConnectionProxy(TracedConnectionProxy):
         connection = self.__wrapped__
         try:
             # sqlite3 COMMITs a pending transaction before running the script.
-            if connection.in_transaction and getattr(connection, "autocommit", None) not in (
+            if _in_transaction(connection) and getattr(connection, "autocommit", None) not in (
                 True,
                 False,
             ):
@@ -244,15 +261,15 @@ class SQLite3StatementInstrumentor(SQLite3Instrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         for module in self._TO_WRAP:
-            dbapi.wrap_connect(
+            wrap_connect_shared(
                 "opentelemetry.instrumentation.sqlite3",
                 module,
                 "connect",
                 _DATABASE_SYSTEM,
                 {},
+                _SQLite3Integration,
                 version=__version__,
                 tracer_provider=kwargs.get("tracer_provider"),
-                db_api_integration_factory=_SQLite3Integration,
             )
 
 

@@ -27,11 +27,15 @@ def db_system(attributes: Mapping[str, AttributeValue] | None) -> str | None:
 
 
 def is_db_client_span(kind: SpanKind, attributes: Mapping[str, AttributeValue] | None) -> bool:
-    # Transaction/savepoint spans (they carry a statement count) are not statements.
+    # Transaction/savepoint spans (they carry a statement count) are not statements; a
+    # Redis MULTI/EXEC pipeline carries one too, with its batch size: it is a statement.
     return (
         kind is SpanKind.CLIENT
         and db_system(attributes) is not None
-        and attr.TRANSACTION_STATEMENT_COUNT not in attributes  # type: ignore[operator]
+        and (
+            attr.TRANSACTION_STATEMENT_COUNT not in attributes  # type: ignore[operator]
+            or attr.DB_OPERATION_BATCH_SIZE in attributes  # type: ignore[operator]
+        )
     )
 
 

@@ -15,19 +15,24 @@ from typing import Any
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pools.checkouts import CHECKOUTS
-from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, record_exhaustion, server_name
+from otel_db.pools.snapshot import (
+    POOL_NAMES,
+    PoolSnapshot,
+    count_value,
+    record_exhaustion,
+    server_name,
+)
 
 _installed: list[tuple[Any, str]] = []
 _lock = threading.Lock()
 
 
 def read_pool(pool: Any, wait_ms: float | None) -> PoolSnapshot:
-    size = int(getattr(pool, "minconn", 0) or 0)
-    maximum = int(getattr(pool, "maxconn", 0) or 0)
+    # A subclass or a test double may hold anything there: only real counts are kept.
     return PoolSnapshot(
         name=POOL_NAMES.name(pool, _base_name(pool)),
-        size=size,
-        max=maximum or None,
+        size=count_value(getattr(pool, "minconn", None)),
+        max=count_value(getattr(pool, "maxconn", None)) or None,
         used=len(pool._used),
         idle=len(pool._pool),
         wait_ms=wait_ms,

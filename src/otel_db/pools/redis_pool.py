@@ -142,7 +142,6 @@ class PoolState:
         "pending",
         "pool_ref",
         "system_attributes",
-        "transaction_attributes",
     )
 
     def __init__(self, pool_ref: weakref.ref[Any]) -> None:
@@ -151,8 +150,6 @@ class PoolState:
         self.operations: dict[Any, dict[str, Any]] = {}
         #: db.system.name, db.namespace, server.* of the pool (shared: never mutated)
         self.system_attributes: dict[str, Any] | None = None
-        #: the same plus a statement count of 0: a MULTI/EXEC span's start attributes
-        self.transaction_attributes: dict[str, Any] | None = None
         self.name: str | None = None
         self.metrics: pool_events.PoolMetrics | None = None
         self.pending: Any = None  # the pool's pending-request counter (a deque)

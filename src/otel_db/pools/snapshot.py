@@ -24,30 +24,62 @@ class PoolSnapshot:
     """
 
     name: str
-    size: int
+    size: int | None
     max: int | None
     used: int
     idle: int
     wait_ms: float | None
 
     def attributes(self) -> dict[str, AttributeValue]:
-        out: dict[str, AttributeValue] = {
-            attr.DB_CLIENT_CONNECTION_POOL_NAME: self.name,
-            attr.POOL_SIZE: self.size,
-            attr.POOL_USED: self.used,
-            attr.POOL_IDLE: self.idle,
-        }
-        if self.max is not None and self.max > 0:
-            out[attr.POOL_MAX] = self.max
-            out[attr.POOL_UTILIZATION] = min(1.0, self.used / self.max)
-        if self.wait_ms is not None:
-            out[attr.POOL_WAIT_MS] = self.wait_ms
+        """The span attributes; a value of the wrong type (a test's mocked pool, a pool
+        class that keeps its counts differently) is left out, never handed to the SDK,
+        which would warn about it."""
+        out: dict[str, AttributeValue] = {}
+        if isinstance(self.name, str):
+            out[attr.DB_CLIENT_CONNECTION_POOL_NAME] = self.name
+        size, used, idle = count_value(self.size), count_value(self.used), count_value(self.idle)
+        if size is not None:
+            out[attr.POOL_SIZE] = size
+        if used is not None:
+            out[attr.POOL_USED] = used
+        if idle is not None:
+            out[attr.POOL_IDLE] = idle
+        maximum = count_value(self.max)
+        if maximum is not None and maximum > 0:
+            out[attr.POOL_MAX] = maximum
+            if used is not None:
+                out[attr.POOL_UTILIZATION] = min(1.0, used / maximum)
+        wait_ms = number_value(self.wait_ms)
+        if wait_ms is not None:
+            out[attr.POOL_WAIT_MS] = wait_ms
         return out
 
 
+def count_value(value: Any) -> int | None:
+    """``value`` as an int attribute if it is a count (an int, not a bool), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def number_value(value: Any) -> float | None:
+    """``value`` as a double attribute if it is a real number (not a bool), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def record_exhaustion(pool_name: str, waited_ms: float, error: BaseException) -> None:
-    """Put a checkout that gave up on the span that was waiting for it."""
-    span = trace.get_current_span()
+    """Put a checkout that gave up on the application span that was waiting for it.
+
+    The current span may be the transaction span of a connection the same code holds
+    (a request that holds one connection and asks for another): the wait belongs to
+    the span that was current when that transaction began. The event and the exception
+    are recorded; the status is left to whoever owns the span, as for any exception:
+    ERROR when the ``TimeoutError`` leaves the span, UNSET when the application handles
+    it.
+    """
+    span = _waiting_span(trace.get_current_span())
     if not span.is_recording():
         return
     span.add_event(
@@ -101,3 +133,15 @@ def server_name(host: str | None, port: int | None, database: str | None) -> str
     if database:
         text = f"{text}/{database}"
     return text
+
+
+def _waiting_span(span: trace.Span) -> trace.Span:
+    from otel_db.transactions.tracker import default_tracker
+
+    tracker = default_tracker()
+    for _ in range(8):  # transactions opened under other connections' transactions
+        opened = tracker.opened_under(span)
+        if opened is None or opened is span:
+            break
+        span = opened
+    return span

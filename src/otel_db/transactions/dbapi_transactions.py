@@ -38,8 +38,12 @@ def enter_statement(
     system_attributes: dict[str, Any],
     opens_transaction: InTransaction,
     track_transactions: bool,
+    statement: object = None,
 ) -> StatementTokens | None:
-    """Before the driver runs a statement: open/find its transaction, mark the site."""
+    """Before the driver runs a statement: open/find its transaction, mark the site.
+
+    ``statement``: its SQL text, which tells whether the transaction may have written
+    (``None``, not seen: it counts as a write)."""
     if not is_instrumentation_enabled():
         return None  # SQLAlchemy (or another tracer) owns this statement
     try:
@@ -53,6 +57,8 @@ def enter_statement(
                 # freely (two connections, threads), so the transaction is only current
                 # around each of its statements (below), in strict LIFO order.
                 transaction = tracker.begin(connection, name, system_attributes, make_current=False)
+            if transaction is not None:
+                tracker.statement_text(transaction, statement)
         context_token = None
         # Under the span that opened the transaction, statements nest in the transaction
         # span; a statement run later under another application span stays under that
@@ -70,9 +76,16 @@ def enter_statement(
         return None
 
 
-def exit_statement(tokens: StatementTokens | None, connection: Any, lost: bool) -> None:
+def exit_statement(
+    tokens: StatementTokens | None, connection: Any, lost: bool, failed: bool = False
+) -> None:
     if tokens is None:
         return
+    if failed and tokens is not _NOTHING:
+        try:
+            default_tracker().statement_failed(connection)
+        except Exception as error:
+            FAILURES.report("DB-API statement failure", error)
     if tokens is _NOTHING:
         if lost:
             ended(connection, attr.OUTCOME_UNKNOWN)

@@ -70,19 +70,22 @@ class SQLAlchemyTransactionListener:
             FAILURES.report("SQLAlchemy savepoint release", error)
 
     def handle_error(self, exception_context: Any) -> None:
-        # A lost connection: the transaction's outcome is one nobody can know. SQLAlchemy's
-        # rollback event follows and ends it (the age limit covers the case it does not).
+        # A failed statement: its transaction cannot be `released`. A lost connection:
+        # the transaction's outcome is one nobody can know. SQLAlchemy's rollback event
+        # follows and ends it (the age limit covers the case it does not).
         try:
-            if getattr(exception_context, "is_disconnect", False):
-                conn = getattr(exception_context, "connection", None)
-                if conn is not None:
+            conn = getattr(exception_context, "connection", None)
+            if conn is not None:
+                self.tracker.statement_failed(conn)
+                if getattr(exception_context, "is_disconnect", False):
                     self.tracker.mark_lost(conn)
         except Exception as error:
             FAILURES.report("SQLAlchemy transaction connection loss", error)
 
-    def statement_hook(self, span: Span, conn: Any, *_: Any) -> None:
-        """``StatementHooks.on_start``: tag the statement with its transaction."""
-        self.tracker.statement_started(conn, span)
+    def statement_hook(self, span: Span, conn: Any, context: Any, statement: Any, *_: Any) -> None:
+        """``StatementHooks.on_start``: tag the statement with its transaction (and note
+        whether it can write)."""
+        self.tracker.statement_started(conn, span, statement)
 
 
 _EVENTS = (

@@ -30,9 +30,10 @@ from opentelemetry.util.types import AttributeValue
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
+from otel_db.transactions.write_classification import can_write
 from otel_db.version import __version__
 
-#: The instrumentation scope of every transaction span (Redis MULTI/EXEC ones too).
+#: The instrumentation scope of every transaction span.
 TRACER_NAME = "otel_db.transactions"
 MAX_OPEN_TRANSACTIONS = 10_000
 MAX_STATEMENTS_REMEMBERED = 1_000
@@ -48,7 +49,16 @@ class ResolutionListener(Protocol):
 class _Scope:
     """A transaction or a savepoint: one span, one outcome."""
 
-    __slots__ = ("outcome", "parent", "span", "statement_count", "token", "transaction_id")
+    __slots__ = (
+        "failed",
+        "outcome",
+        "parent",
+        "span",
+        "statement_count",
+        "token",
+        "transaction_id",
+        "wrote",
+    )
 
     def __init__(
         self,
@@ -63,6 +73,17 @@ class _Scope:
         self.transaction_id = transaction_id
         self.outcome: str | None = None
         self.statement_count = 0
+        #: A statement that can write ran in this scope (or a savepoint inside it).
+        self.wrote = False
+        #: A statement failed in this scope (or a savepoint inside it).
+        self.failed = False
+
+    def mark(self, *, wrote: bool = False, failed: bool = False) -> None:
+        scope: _Scope | None = self
+        while scope is not None:
+            scope.wrote = scope.wrote or wrote
+            scope.failed = scope.failed or failed
+            scope = scope.parent
 
 
 class Transaction:
@@ -99,20 +120,28 @@ class Transaction:
         return self.savepoints[-1][1] if self.savepoints else self.root
 
     def outcome_of(self, span_id: int) -> str:
-        """A statement's outcome: every scope around it must have committed/released."""
+        """A statement's outcome: ``rolled_back`` if any scope around it was, else
+        ``unknown`` if any scope's fate is, else ``released`` if any scope ended without
+        COMMIT having discarded nothing, else ``committed``."""
         scope = self.statements.get(span_id)
         if scope is None:
-            # Not remembered (beyond the cap): only a rolled-back transaction is certain.
+            # Not remembered (beyond the cap): only a transaction that rolled back or
+            # released as a whole is certain (a released one ran no write anywhere).
+            outcome = self.root.outcome
             return (
-                attr.OUTCOME_ROLLED_BACK
-                if self.root.outcome == attr.OUTCOME_ROLLED_BACK
+                outcome
+                if outcome in (attr.OUTCOME_ROLLED_BACK, attr.OUTCOME_RELEASED)
                 else attr.OUTCOME_UNKNOWN
             )
         verdict = attr.OUTCOME_COMMITTED
         while scope is not None:
-            if scope.outcome == attr.OUTCOME_ROLLED_BACK:
+            outcome = scope.outcome
+            if outcome == attr.OUTCOME_ROLLED_BACK:
                 return attr.OUTCOME_ROLLED_BACK
-            if scope.outcome != attr.OUTCOME_COMMITTED:
+            if outcome == attr.OUTCOME_RELEASED:
+                if verdict == attr.OUTCOME_COMMITTED:
+                    verdict = attr.OUTCOME_RELEASED
+            elif outcome != attr.OUTCOME_COMMITTED:
                 verdict = attr.OUTCOME_UNKNOWN
             scope = scope.parent
         return verdict
@@ -179,6 +208,19 @@ class _Exceptions:
         return self._outcomes.get(span_id, self._default)
 
 
+def _settled(scope: _Scope, outcome: str, error: BaseException | None) -> str:
+    """A rollback that discarded nothing (no statement that can write, no failure, no
+    exception behind it) is ``released``: a read-only unit of work, nothing lost."""
+    if (
+        outcome == attr.OUTCOME_ROLLED_BACK
+        and error is None
+        and not scope.wrote
+        and not scope.failed
+    ):
+        return attr.OUTCOME_RELEASED
+    return outcome
+
+
 def _current_error() -> BaseException | None:
     """The exception being handled, if the rollback happens because of one."""
     return sys.exc_info()[1]
@@ -221,6 +263,20 @@ class TransactionTracker:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    def opened_under(self, span: trace.Span) -> trace.Span | None:
+        """The span that was current when the open transaction or savepoint whose span
+        is ``span`` began (the application span), or None. For the rare paths that
+        must name the application's span while a transaction span is current (pool
+        exhaustion): it looks through the open transactions."""
+        with self._lock:
+            transactions = [entry[1] for entry in self._open.values()]
+        for transaction in transactions:
+            if transaction.root.span is span or any(
+                scope.span is span for _, scope in transaction.savepoints
+            ):
+                return transaction.opened_under
+        return None
+
     def current(self, key: Hashable) -> Transaction | None:
         entry = self._open.get(id(key))
         if entry is None or entry[0] is not key:
@@ -260,13 +316,32 @@ class TransactionTracker:
             self._finish(old, attr.OUTCOME_UNKNOWN, None)
         return transaction
 
-    def statement_started(self, key: Hashable, span: trace.Span) -> Transaction | None:
-        """Tag a statement span with the open transaction on ``key``, if there is one."""
+    def statement_started(
+        self, key: Hashable, span: trace.Span, statement: object = None
+    ) -> Transaction | None:
+        """Tag a statement span with the open transaction on ``key``, if there is one;
+        ``statement`` (its SQL text; ``None``: not seen, so it counts as a write) tells
+        whether the transaction may have written."""
         transaction = self.current(key)
         if transaction is None:
             return None
         self.statement_in(transaction, span)
+        self.statement_text(transaction, statement)
         return transaction
+
+    @staticmethod
+    def statement_text(transaction: Transaction, statement: object) -> None:
+        """A statement is about to run in ``transaction``: note whether it can write."""
+        scope = transaction.innermost
+        if not scope.wrote and can_write(statement):
+            scope.mark(wrote=True)
+
+    def statement_failed(self, key: Hashable) -> None:
+        """A statement of the transaction open on ``key`` failed: it cannot be
+        ``released`` (it ends ``rolled_back`` unless it commits)."""
+        transaction = self.current(key)
+        if transaction is not None:
+            transaction.innermost.mark(failed=True)
 
     def statement_in(self, transaction: Transaction, span: trace.Span) -> None:
         scope = transaction.innermost
@@ -311,7 +386,7 @@ class TransactionTracker:
         del transaction.savepoints[index:]
         for _, scope in reversed(inner):
             error = _current_error() if outcome == attr.OUTCOME_ROLLED_BACK else None
-            self._end_scope(scope, outcome, error)
+            self._end_scope(scope, _settled(scope, outcome, error), error)
 
     def end(self, key: Hashable, outcome: str, error: BaseException | None = None) -> None:
         """COMMIT / ROLLBACK / connection lost: end the transaction open on ``key``."""
@@ -377,9 +452,9 @@ class TransactionTracker:
         # Savepoints still open when the transaction ends share its fate (their
         # RELEASE never ran: a COMMIT releases them, a ROLLBACK discards them).
         for _, scope in reversed(transaction.savepoints):
-            self._end_scope(scope, outcome, None)
+            self._end_scope(scope, _settled(scope, outcome, error), None)
         transaction.savepoints.clear()
-        self._end_scope(transaction.root, outcome, error)
+        self._end_scope(transaction.root, _settled(transaction.root, outcome, error), error)
         # Exact for every statement (see _compact_resolution): the listeners get it too.
         compact = _compact_resolution(transaction)
         with self._lock:
