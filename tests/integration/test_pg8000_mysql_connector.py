@@ -233,3 +233,45 @@ def test_mysql_connector_bad_password_connect_span(spans):
     (span,) = [s for s in spans.finished() if s.name == "connect"]
     assert span.attributes[attr.ERROR_CATEGORY] == "authentication"
     assert span.attributes[attr.DB_RESPONSE_STATUS_CODE] == "1045"
+
+
+# --- under the launcher (entry points, as a user runs it) ---------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+def test_launcher_traces_pg8000_and_mysql_connector(tmp_path):
+    from tests.integration.launcher import run_inline
+    from tests.support.console_output import console_spans
+
+    result = run_inline(
+        tmp_path,
+        f"""
+        import warnings
+        warnings.simplefilter("error")  # neither driver may warn on otel_db's account
+        # (mysql-connector deprecates get_server_info(), which the distro's MariaDB
+        # naming reads; DeprecationWarnings are hidden by default anyway)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import mysql.connector, pg8000.dbapi
+        pg = pg8000.dbapi.connect(**{PG!r})
+        cur = pg.cursor()
+        cur.execute("SELECT 41 + 1 AS otel_db_launcher_pg")
+        print("PG", cur.fetchone()[0])
+        pg.commit()
+        pg.close()
+        my = mysql.connector.connect(**{MARIADB!r})
+        cur = my.cursor()
+        cur.execute("SELECT 40 + 2 AS otel_db_launcher_my")
+        print("MY", cur.fetchone()[0])
+        my.close()
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PG 42" in result.stdout and "MY 42" in result.stdout
+    texts = {s["attributes"].get(attr.DB_QUERY_TEXT, ""): s for s in console_spans(result.stdout)}
+    pg_span = texts["SELECT ? + ? AS otel_db_launcher_pg"]
+    my_span = texts["SELECT ? + ? AS otel_db_launcher_my"]
+    assert pg_span["attributes"][attr.DB_SYSTEM_NAME] == "postgresql"
+    assert my_span["attributes"][attr.DB_SYSTEM_NAME] == "mariadb"  # the distro's naming
+    assert pg_span["attributes"][attr.TRANSACTION_OUTCOME] == attr.OUTCOME_COMMITTED
