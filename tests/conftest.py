@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -42,6 +43,13 @@ def _mariadb_params(url: str) -> dict[str, object]:
         "database": parts.path.lstrip("/") or "test",
     }
 
+
+# Property tests are derandomized by default, so a failure in CI reproduces anywhere,
+# and have no deadline (a wall-time limit: a loaded machine must not fail them);
+# HYPOTHESIS_PROFILE=explore draws new examples on each run.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: Connection keywords for pymysql and mysql-connector, from ``OTEL_DB_TEST_MARIADB_URL``.
 MARIADB = _mariadb_params(MARIADB_URL)
@@ -180,6 +188,28 @@ def _instrument_everything() -> None:
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)
+
+
+#: ``off``: every private-surface shortcut takes its public path for the whole session
+#: (the version matrix's ``public_paths`` session; see otel_db.compat.verified).
+SHORTCUTS = os.environ.get("OTEL_DB_TEST_SHORTCUTS", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SHORTCUTS != "off":
+        return
+    skip = pytest.mark.skip(reason="asserts a shortcut itself; OTEL_DB_TEST_SHORTCUTS=off")
+    for item in items:
+        if item.get_closest_marker("shortcut"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shortcut_gates() -> Iterator[None]:
+    from otel_db.compat import verified
+
+    with verified.forced(False if SHORTCUTS == "off" else None):
+        yield
 
 
 @pytest.fixture(scope="session")

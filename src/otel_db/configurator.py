@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from typing import Any
@@ -9,11 +10,33 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
+from otel_db.compat.verified import shortcut, warn_once
 from otel_db.pipeline.build import ProviderPipeline
 from otel_db.resource import distro_resource_attributes
 from otel_db.settings import Settings, current_settings
 
 _logger = logging.getLogger(__name__)
+
+
+def _accepts_export_span_processor() -> bool:
+    """Whether the SDK's set-up takes ``export_span_processor`` (the hook otel_db's span
+    pipeline goes in by). Assumed on the verified SDK versions; on any other it is read
+    from the signature, and without it the SDK's standard set-up runs as it is (spans
+    exported, not enriched) after one warning."""
+    if shortcut("sdk.configurator"):
+        return True
+    try:
+        from opentelemetry.sdk._configuration import _initialize_components
+
+        accepted = "export_span_processor" in inspect.signature(_initialize_components).parameters
+    except Exception:
+        accepted = False
+    if not accepted:
+        _logger.warning(
+            "otel_db: this OpenTelemetry SDK's configurator takes no export_span_processor; "
+            "spans are exported without otel_db's enrichment"
+        )
+    return accepted
 
 
 class OtelDbConfigurator(_OTelSDKConfigurator):
@@ -33,6 +56,7 @@ class OtelDbConfigurator(_OTelSDKConfigurator):
             if OtelDbConfigurator._configured_with is not None:
                 _logger.debug("otel_db is already configured; ignoring a second configure()")
                 return
+            warn_once()  # one line naming installed OpenTelemetry versions not verified
             settings = kwargs.pop("settings", None) or current_settings()
             if settings.sdk_disabled:
                 _logger.info("otel_db: OTEL_SDK_DISABLED is true; no telemetry is set up")
@@ -43,9 +67,10 @@ class OtelDbConfigurator(_OTelSDKConfigurator):
                 resource_attributes.setdefault(key, value)
             kwargs["resource_attributes"] = resource_attributes
             pipeline = ProviderPipeline(settings)
-            kwargs.setdefault("export_span_processor", pipeline.for_exporter)
+            if _accepts_export_span_processor():
+                kwargs.setdefault("export_span_processor", pipeline.for_exporter)
             super()._configure(**kwargs)
-            if kwargs["export_span_processor"] == pipeline.for_exporter:
+            if kwargs.get("export_span_processor") == pipeline.for_exporter:
                 # Exporter or not (OTEL_TRACES_EXPORTER=none), one enrichment stage.
                 pipeline.complete(trace.get_tracer_provider())
             OtelDbConfigurator._configured_with = settings

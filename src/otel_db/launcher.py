@@ -97,7 +97,11 @@ def run(arguments: Sequence[str]) -> int | None:
     # Only now: importing the launcher imports opentelemetry.propagate.
     from opentelemetry.instrumentation import auto_instrumentation
 
-    if hasattr(auto_instrumentation, "execl"):  # `from os import execl` in contrib
+    from otel_db.compat.verified import shortcut
+
+    # `from os import execl` in contrib: a private detail, patched only on verified
+    # contrib versions (elsewhere the environment is repaired once, above, only).
+    if shortcut("contrib.launcher.execl") and hasattr(auto_instrumentation, "execl"):
         auto_instrumentation.execl = _repairing(auto_instrumentation.execl)
     sys.argv = [PROG, *arguments]
     return auto_instrumentation.run()

@@ -116,8 +116,10 @@ def test_transactions_that_never_end_keep_tracker_and_holding_stage_capped(spans
         growth, live = _growth(50_000, 10_000, step, spans.clear)
         open_now, held = len(tracker._open), held_spans()
     finally:
-        for key, _transaction in list(tracker._open.values()):
-            tracker.end(key, attr.OUTCOME_ROLLED_BACK)
+        for holder, _transaction in list(tracker._open.values()):
+            key = holder()  # the tracker holds its keys weakly (or in a _Strong wrapper)
+            if key is not None:
+                tracker.end(key, attr.OUTCOME_ROLLED_BACK)
     print(
         f"50,000 never-ended transactions: {open_now} open, {held} statements held, "
         f"{tracker.evicted - evicted_before} ended unknown, "

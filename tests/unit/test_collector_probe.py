@@ -11,8 +11,6 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from otel_db.export.collector_probe import (
-    _VERIFIED_GRPC_EXPORTER_LINES,
-    _grpc_exporter_line,
     accepts_connections,
     collector_address,
     reconnect,
@@ -47,12 +45,22 @@ def test_accepts_connections_on_a_real_socket():
 
 
 def test_reconnect_gives_the_installed_grpc_exporter_a_new_channel():
-    # The private names reconnect() uses exist on the installed exporter line; a new
-    # line fails here first (add it to the verified lines once its source is read).
-    assert _grpc_exporter_line() in _VERIFIED_GRPC_EXPORTER_LINES
+    # The private names reconnect() uses are gated (compat.verified, shortcut
+    # "exporter.grpc.reconnect") and listed in test_private_surface.py.
     exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:1", insecure=True)
     before = exporter._channel
     assert reconnect(exporter) is True
     assert exporter._channel is not before
     exporter.shutdown()
     assert reconnect(ConsoleSpanExporter()) is False
+
+
+def test_reconnect_takes_the_exporters_own_retry_outside_the_verified_versions():
+    from otel_db.compat import verified
+
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:1", insecure=True)
+    before = exporter._channel
+    with verified.forced(False):
+        assert reconnect(exporter) is False
+    assert exporter._channel is before
+    exporter.shutdown()

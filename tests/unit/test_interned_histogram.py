@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_db.metrics import interned_histogram
@@ -22,6 +23,7 @@ def _pair():
     return interned, public, reader_a, reader_b
 
 
+@pytest.mark.shortcut
 def test_new_equal_dicts_per_call_record_what_the_public_path_records():
     interned, public, reader_a, reader_b = _pair()
     for value in VALUES:
@@ -65,6 +67,7 @@ def test_unhashable_values_a_context_and_sets_beyond_the_cap_take_the_public_pat
     assert _points(reader_a) == _points(reader_b)
 
 
+@pytest.mark.shortcut
 def test_contrib_integrations_histograms_are_wrapped_once_and_others_left_alone():
     histogram = _histogram(_provider([InMemoryMetricReader()]))
     integration = SimpleNamespace(_duration_histogram=histogram, _returned_rows_histogram=None)

@@ -144,6 +144,7 @@ def test_random_attributes_match_the_sdk(attribute_sets):
     assert _our_bytes(encoder, spans) == _sdk_bytes(spans)  # again, from the cache
 
 
+@pytest.mark.shortcut
 def test_only_the_sdk_grpc_exporter_is_switched():
     grpc_exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:4317", insecure=True)
     try:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 
+from otel_db.compat import verified
 from otel_db.metrics import shared_histogram
 from otel_db.metrics.shared_histogram import SharedAttributesHistogram
 
@@ -114,6 +115,7 @@ def _same(readers_a, readers_b) -> None:
         assert _points(reader_a) == _points(reader_b)
 
 
+@pytest.mark.shortcut
 def test_cumulative_reader_gets_what_the_public_path_gives():
     shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader()])
     _record_both(shared, public, VALUES, GET)
@@ -196,6 +198,7 @@ def test_instruments_that_are_not_the_sdk_histogram_are_called_as_they_are():
     assert shared._bound == {}
 
 
+@pytest.mark.shortcut
 def test_bound_attribute_sets_are_capped(monkeypatch):
     monkeypatch.setattr(shared_histogram, "MAX_BOUND", 8)
     readers = [InMemoryMetricReader()]
@@ -226,50 +229,108 @@ def test_concurrent_records_all_count():
     assert total == pytest.approx(24.0)
 
 
-def test_the_installed_sdk_keeps_bound_aggregations_for_good():
-    """What _VERIFIED_SDK_LINES relies on: collecting (cumulative or delta) and recording
-    other attribute sets never replaces the aggregation a binding holds."""
+@pytest.mark.shortcut
+def test_bindings_follow_the_tables_the_installed_sdk_holds_across_collections():
+    """Collecting (cumulative or delta) and recording other attribute sets: after each
+    record the binding holds exactly the aggregations the SDK would record into (SDK
+    1.45.2 replaces the delta reader's table on every collection)."""
     readers = [InMemoryMetricReader(), _delta_reader()]
     shared = SharedAttributesHistogram(_histogram(_provider(readers)))
     shared.record(0.01, GET)
     shared.record(0.01, GET)
-    (binding,) = shared._bound.values()
     for _ in range(3):
         for reader in readers:
             reader.get_metrics_data()
         shared.record(0.02, SET)
         shared.record(0.02, GET)
-    again = shared_histogram._bind(shared.histogram, GET)
-    assert again is not None
-    assert len(again.aggregations) == len(binding.aggregations) == 2
-    assert all(a is b for a, b in zip(again.aggregations, binding.aggregations, strict=True))
+        shared.record(0.02, GET)
+        binding = shared._bound[id(GET)]
+        again = shared_histogram._bind(shared.histogram, GET)
+        assert again is not None
+        assert len(again.aggregations) == len(binding.aggregations) == 2
+        assert all(a is b for a, b in zip(again.aggregations, binding.aggregations, strict=True))
 
 
-def test_unverified_sdk_lines_check_the_aggregation_before_each_record(monkeypatch):
-    monkeypatch.setattr(shared_histogram, "_PERMANENT_AGGREGATIONS", False)
-    shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader(), _delta_reader()])
-    _record_both(shared, public, VALUES, GET)
+@pytest.mark.shortcut
+def test_a_replaced_aggregation_table_is_never_recorded_into():
+    """What SDK 1.45.2 does on delta collection, done by hand: the match's table is
+    replaced; the shortcut notices by identity, records publicly, then rebinds."""
+    shared, _public, _readers_a, _readers_b = _pair(
+        lambda: [InMemoryMetricReader(), _delta_reader()]
+    )
+    _record_both(shared, _public, VALUES, GET)
     (binding,) = shared._bound.values()
-    assert len(binding.checks) == 2
-    _same(readers_a, readers_b)
-    # An aggregation the SDK replaced is not recorded into: public path, then rebind.
-    table, key, replaced = binding.checks[0]
-
-    class Replacement:
-        def __init__(self) -> None:
-            self.values: list[float] = []
-
-        def aggregate(self, measurement, should_sample_exemplar=True) -> None:
-            self.values.append(measurement.value)
-
-    replacement = table[key] = Replacement()
+    match, table, _aggregation, _lock = binding.entries[0]
+    assert match._attributes_aggregation is table
+    fresh: dict = {}  # the binding's table is orphaned
+    match._attributes_aggregation = fresh
     shared.record(0.5, GET)
     shared.record(0.25, GET)
-    assert replacement.values == [0.5, 0.25]  # the first publicly, the second bound
     assert shared._bound[id(GET)] is not binding
-    assert replaced not in shared._bound[id(GET)].aggregations
+    assert shared._bound[id(GET)].entries[0][1] is fresh
+    assert len(fresh) == 1
+    ((_key, aggregation),) = fresh.items()
+    assert aggregation in shared._bound[id(GET)].aggregations
 
 
+def test_records_racing_delta_collections_all_count():
+    """Delta collections swap the table while other threads record: every measurement
+    is in exactly one collection."""
+    readers = [_delta_reader()]
+    shared = SharedAttributesHistogram(_histogram(_provider(readers)))
+    done = threading.Event()
+    counts: list[int] = []
+
+    def collect() -> None:
+        while not done.is_set():
+            counts.extend(point[2] for point in _points(readers[0]))
+
+    def work() -> None:
+        for _ in range(3_000):
+            shared.record(0.003, GET)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    done.set()
+    collector.join(timeout=60)
+    counts.extend(point[2] for point in _points(readers[0]))
+    assert sum(counts) == 9_000
+    assert len(counts) > 1
+
+
+def test_the_gate_shut_records_only_the_public_way():
+    with verified.forced(False):
+        shared, public, readers_a, readers_b = _pair(
+            lambda: [InMemoryMetricReader(), _delta_reader()]
+        )
+        for round_values in (VALUES, VALUES[2:7], VALUES[::-1]):
+            _record_both(shared, public, round_values, GET)
+            assert shared._bound == {}
+            _same(readers_a, readers_b)
+
+
+@pytest.mark.shortcut
+def test_an_exception_on_the_fast_path_takes_the_public_path():
+    shared, public, readers_a, readers_b = _pair(lambda: [InMemoryMetricReader()])
+    _record_both(shared, public, VALUES, GET)
+    (binding,) = shared._bound.values()
+
+    class Raising:
+        def aggregate(self, measurement, should_sample_exemplar=True) -> None:
+            raise RuntimeError("an SDK that changed underneath")
+
+    binding.aggregations = (Raising(),)
+    _record_both(shared, public, [0.5, 0.25], GET)  # never raises
+    assert shared._broken and shared._bound == {}
+    _same(readers_a, readers_b)
+
+
+@pytest.mark.shortcut
 def test_a_meter_disabled_after_binding_stops_recording():
     readers = [InMemoryMetricReader()]
     provider = _provider(readers)

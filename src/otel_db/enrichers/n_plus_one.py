@@ -43,9 +43,10 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
+from otel_db.compat.verified import shortcut
 from otel_db.instrumentation.library_statements import LIBRARY_ISSUED
 from otel_db.pipeline.db_span import SPAN_ID, db_system
-from otel_db.pipeline.draft import SpanDraft, plain_attributes
+from otel_db.pipeline.draft import SPAN_FIELDS, SpanDraft, plain_attributes
 from otel_db.pipeline.enricher import SpanEnricher
 
 #: Live spans whose application ancestor is remembered.
@@ -62,10 +63,10 @@ _LIBRARY_ISSUED: Final = attr.QUERY_LIBRARY_ISSUED
 _FLAGGED: Final[Mapping[str, AttributeValue]] = {attr.N_PLUS_ONE: True}
 
 
-def _is_database_or_transaction(span: Span) -> bool:
+def _is_database_or_transaction(span: Span, fields: bool) -> bool:
     if span.kind is not SpanKind.CLIENT:
         return False
-    attributes = plain_attributes(span)  # the public property builds a proxy per read
+    attributes = plain_attributes(span, fields)  # the public property builds a proxy per read
     return db_system(attributes) is not None or attr.TRANSACTION_ID in attributes
 
 
@@ -127,6 +128,7 @@ class NPlusOneDetector(SpanEnricher):
 
     def __init__(self, threshold: int) -> None:
         self.threshold = int(threshold)
+        self._fields = shortcut(SPAN_FIELDS)
         # The repetition that flags a statement (never, when detection is off).
         self._flag_at = self.threshold if self.threshold > 0 else sys.maxsize
         # A started client span's application span, or that span's counts (a statement
@@ -142,6 +144,8 @@ class NPlusOneDetector(SpanEnricher):
         # application span (transactions), and only under a parent: every other span
         # is done here.
         try:  # the SDK's Span: its fields (its properties cost more than this hook)
+            if not self._fields:
+                raise AttributeError  # an unverified SDK version: the properties
             kind, parent_span_context = span._kind, span._parent
         except AttributeError:
             kind, parent_span_context = span.kind, span.parent
@@ -167,7 +171,7 @@ class NPlusOneDetector(SpanEnricher):
         ):
             return
         ancestor: Span | _ParentCounts | None = parent
-        if _is_database_or_transaction(parent):
+        if _is_database_or_transaction(parent, self._fields):
             # A statement inside a transaction span counts for the span above it: the
             # one remembered for the transaction span, or, when that one already had
             # counts as the transaction started, those counts.

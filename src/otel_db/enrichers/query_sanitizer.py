@@ -24,20 +24,17 @@ from otel_db.pipeline.db_span import db_system
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.errors import classify_exception_event, scrub_error_message
-from otel_db.sql.sanitize import sanitize
 
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
-# SQLAlchemy's message tail: "[SQL: <statement>]", "[parameters: <values>]".
+# SQLAlchemy's statement tail, and PostgreSQL's "LINE 3: <echoed statement>": removed
+# with OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false.
 _SA_SQL: Final = re.compile(
     r"^\[SQL: (?P<sql>.*?)\]$(?=\n\[parameters|\n\(Background|\n*\Z)", re.M | re.S
 )
-_SA_PARAMETERS: Final = re.compile(r"^\[parameters: .*?\]$(?=\n\(Background|\n*\Z)", re.M | re.S)
-PARAMETERS_REMOVED: Final = "[parameters: ?]"
 STATEMENT_REMOVED: Final = "[SQL: ?]"
-# PostgreSQL's "LINE 3: <echoed statement>".
 _ECHO_LINE: Final = re.compile(r"^(\s*LINE \d+:).*$", re.M)
 _SQLALCHEMY: Final = "sqlalchemy."
 
@@ -62,17 +59,14 @@ def drop_statement_echo(message: str) -> str:
     return message
 
 
-def scrub_message(message: str, keep_statement: bool = True) -> str:
+def scrub_message(message: str, system: str | None = None, keep_statement: bool = True) -> str:
     """``message`` without the values it quotes; SQLAlchemy's statement echo sanitized
-    (removed, unless ``keep_statement``) and its parameter list removed. Never raises
-    (the library parts never do)."""
+    under ``system``'s rules (the span's ``db.system.name``), or removed unless
+    ``keep_statement``, and its parameter list removed. Never raises (the library parts
+    never do)."""
     if not keep_statement:
         message = drop_statement_echo(message)
-    if "[SQL: " in message:
-        message = _SA_SQL.sub(lambda m: f"[SQL: {sanitize(m.group('sql'))}]", message)
-    if "[parameters: " in message:
-        message = _SA_PARAMETERS.sub(PARAMETERS_REMOVED, message)
-    return scrub_error_message(message)
+    return scrub_error_message(message, system)
 
 
 def scrub_stacktrace(stacktrace: str, exception_type: str, scrubbed_message: str) -> str:
@@ -92,10 +86,10 @@ def scrub_stacktrace(stacktrace: str, exception_type: str, scrubbed_message: str
     return "\n".join(out)
 
 
-def _scrub_event(event: Event, keep_statement: bool = True) -> Event:
+def _scrub_event(event: Event, system: str | None, keep_statement: bool = True) -> Event:
     attributes = dict(event.attributes or {})
     message = attributes.get(EXCEPTION_MESSAGE)
-    scrubbed = scrub_message(message, keep_statement) if isinstance(message, str) else ""
+    scrubbed = scrub_message(message, system, keep_statement) if isinstance(message, str) else ""
     if isinstance(message, str):
         attributes[EXCEPTION_MESSAGE] = scrubbed
     stacktrace = attributes.get(EXCEPTION_STACKTRACE)
@@ -131,14 +125,15 @@ class ErrorMessageScrubber(SpanEnricher):
         if status.status_code is not StatusCode.ERROR and not draft.has_events:
             return  # most spans: no copy of the events list
         events: Sequence[Event] = span.events
-        database_span = db_system(draft.attributes) is not None
+        system = db_system(draft.attributes)
+        database_span = system is not None
         scrubbed_any = False
         new_events: list[Event] = []
         for event in events:
             if event.name == "exception" and (
                 database_span or _is_database_error(event.attributes)
             ):
-                new_events.append(_scrub_event(event, self.keep_statement))
+                new_events.append(_scrub_event(event, system, self.keep_statement))
                 scrubbed_any = True
             else:
                 new_events.append(event)
@@ -146,6 +141,6 @@ class ErrorMessageScrubber(SpanEnricher):
             draft.replace_events(new_events)
         description = status.description
         if description and (database_span or scrubbed_any):
-            scrubbed = scrub_message(description, self.keep_statement)
+            scrubbed = scrub_message(description, system, self.keep_statement)
             if scrubbed != description:
                 draft.set_status(Status(status.status_code, scrubbed))

@@ -189,7 +189,7 @@ class QueryShapeEnricher(SpanEnricher):
         text = _as_text(attributes[text_key])
         if text is None:
             return None
-        shape = redis_shape(text) if system == _REDIS else analyze_statement(text)
+        shape = redis_shape(text) if system == _REDIS else analyze_statement(text, system)
         updates: dict[str, AttributeValue] = {attr.QUERY_FINGERPRINT: shape.fingerprint}
         for key in (attr.DB_QUERY_TEXT, attr.LEGACY_DB_STATEMENT):
             if key not in attributes:

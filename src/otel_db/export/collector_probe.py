@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from otel_db.compat.verified import shortcut
+
 PROBE_INTERVAL_S: Final = 0.1
 PROBE_TIMEOUT_S: Final = 0.2
 
@@ -67,18 +69,6 @@ def accepts_connections(address: Address, timeout: float = PROBE_TIMEOUT_S) -> b
 #: Release lines of the SDK's gRPC exporter whose private ``_channel`` and
 #: ``_initialize_channel_and_stub`` are what :func:`reconnect` expects (read in their
 #: source; tests/unit/test_collector_probe.py checks the installed one).
-_VERIFIED_GRPC_EXPORTER_LINES: Final = frozenset({(1, 45)})
-
-
-def _grpc_exporter_line() -> tuple[int, ...]:
-    try:
-        from opentelemetry.exporter.otlp.proto.grpc.version import __version__
-
-        return tuple(int(part) for part in __version__.split(".")[:2])
-    except Exception:
-        return ()
-
-
 def reconnect(exporter: Any) -> bool:
     """Give the SDK's gRPC span exporter a new channel before the first export after an
     outage; whether it did.
@@ -91,7 +81,7 @@ def reconnect(exporter: Any) -> bool:
     """
     if (
         type(exporter).__module__ != "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
-        or _grpc_exporter_line() not in _VERIFIED_GRPC_EXPORTER_LINES
+        or not shortcut("exporter.grpc.reconnect")
     ):
         return False
     initialize = getattr(exporter, "_initialize_channel_and_stub", None)

@@ -18,7 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from otel_db.compat.verified import shortcut
 from otel_db.export.resilient import live_processors
+
+_ATEXIT = "sdk.provider.atexit"
 
 _logger = logging.getLogger("otel_db.export")
 
@@ -102,7 +105,9 @@ def _shutdown_provider(provider: Any, deadline: float, signal_name: str) -> None
     if getattr(provider, "_shutdown", False) is True:  # MeterProvider: already shut down
         return
     provider._otel_db_exited = True
-    handler = getattr(provider, "_atexit_handler", None)
+    # The SDK's private handler: on unverified SDK versions it is left registered (the
+    # provider's second shutdown at exit is then the SDK's own no-op or warning).
+    handler = getattr(provider, "_atexit_handler", None) if shortcut(_ATEXIT) else None
     if handler is not None:  # it would wait again, unbounded, after us
         atexit.unregister(handler)
         provider._atexit_handler = None

@@ -28,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from otel_db.compat.verified import shortcut
+
 _logger = logging.getLogger(__name__)
 
 #: Encoded attributes remembered; past it the table starts over (a workload whose
@@ -303,8 +305,12 @@ def use_for(exporter: Any) -> Any:
 
     Only the SDK's own gRPC exporter class is changed (its ``_translate_data``, the step
     that turns spans into the request, is the one thing replaced); any other exporter,
-    including a subclass the application brought, is returned untouched.
+    including a subclass the application brought, is returned untouched, and so is
+    every exporter when the installed exporter versions are not verified
+    (:mod:`otel_db.compat.verified`): the SDK's own encoding is the public path.
     """
+    if not shortcut("exporter.grpc.translate_data"):
+        return exporter
     try:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     except ImportError:

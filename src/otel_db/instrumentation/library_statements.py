@@ -12,6 +12,14 @@ before the first connection of every engine is made, so before its initialisatio
 any ping) wraps the engine's dialect *instance*'s public ``do_ping`` and ``initialize``
 so that :data:`LIBRARY_ISSUED` is set while they run; the enrichment stage marks the
 client spans that start meanwhile.
+
+A new pooled connection is also set up by the pool's ``connect`` listeners before any
+checkout: the dialect's ``on_connect`` (psycopg2's hstore look-up, isolation level,
+``PRAGMA`` s) and the application's own ``connect`` listeners. Class-level listeners
+run before the pool's own, so a class-level ``connect`` listener marks the thread from
+there, and the ``checkout`` that lends the new connection (always the next pool event
+on that thread) unmarks it; so does the next ``do_connect``, should a set-up listener
+have raised.
 """
 
 from __future__ import annotations
@@ -67,15 +75,66 @@ def _on_do_connect(dialect: Any, connection_record: Any, cargs: Any, cparams: An
     # None: SQLAlchemy connects as it would have.
 
 
+#: Set while a new pooled connection runs its ``connect`` listeners on this thread/task.
+_SETTING_UP: ContextVar[bool] = ContextVar("otel_db_connection_set_up", default=False)
+
+
+def _end_set_up() -> None:
+    if _SETTING_UP.get():
+        _SETTING_UP.set(False)
+        LIBRARY_ISSUED.set(False)
+
+
+def _on_pool_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    try:
+        if not LIBRARY_ISSUED.get():
+            _SETTING_UP.set(True)
+            LIBRARY_ISSUED.set(True)
+    except Exception as error:
+        FAILURES.report("marking SQLAlchemy's connection set-up", error)
+
+
+def _on_pool_checkout(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    try:
+        _end_set_up()
+    except Exception as error:
+        FAILURES.report("marking SQLAlchemy's connection set-up", error)
+
+
+def _on_do_connect_unmarking(
+    dialect: Any, connection_record: Any, cargs: Any, cparams: Any
+) -> None:
+    try:
+        _end_set_up()  # a set-up listener of the previous connection raised
+    except Exception as error:
+        FAILURES.report("marking SQLAlchemy's connection set-up", error)
+    _on_do_connect(dialect, connection_record, cargs, cparams)
+
+
+_LISTENERS: tuple[tuple[str, str, Callable[..., Any]], ...] = (
+    ("engine", "do_connect", _on_do_connect_unmarking),
+    ("pool", "connect", _on_pool_connect),
+    ("pool", "checkout", _on_pool_checkout),
+)
+
+
+def _targets() -> dict[str, type]:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    return {"engine": Engine, "pool": Pool}
+
+
 def install() -> None:
     global _installed
     with _lock:
         if _installed:
             return
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
 
-        event.listen(Engine, "do_connect", _on_do_connect)
+        targets = _targets()
+        for target, name, listener in _LISTENERS:
+            event.listen(targets[target], name, listener)
         _installed = True
 
 
@@ -85,7 +144,8 @@ def uninstall() -> None:
         if not _installed:
             return
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
 
-        event.remove(Engine, "do_connect", _on_do_connect)
+        targets = _targets()
+        for target, name, listener in _LISTENERS:
+            event.remove(targets[target], name, listener)
         _installed = False

@@ -6,11 +6,21 @@ however ``create_engine`` was imported: no engine can be traced twice. While the
 runs the statement, the span is current and driver-level instrumentation is suppressed,
 so an instrumented driver underneath (psycopg2, sqlite3, asyncpg, ...) adds no second
 span; the facts the driver span would have carried are read here instead.
+
+That context is detached when the statement ends, on every path: ``after_cursor_execute``
+on success; on failure, a wrapper on ``Connection._handle_dbapi_exception`` (every error
+of a statement passes there, including those SQLAlchemy hides from ``handle_error`` with
+the ``skip_user_error_events`` option its MySQL dialect uses for reflection). That name
+is private: it is wrapped only on the SQLAlchemy series it was checked on, with its
+signature checked too; elsewhere ``handle_error`` (public) ends the statement, as it
+did before.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 import time
 from collections.abc import Collection
 from typing import Any
@@ -41,6 +51,10 @@ _MAX_UNCONTEXTED = 1024
 # in the length of the texts kept.
 _MAX_TEMPLATES = 512
 _MAX_TEMPLATE_STATEMENT_CHARS = 4096
+#: SQLAlchemy series whose ``Connection._handle_dbapi_exception(self, e, statement,
+#: parameters, cursor, context, ...)`` was checked: every failed statement passes there.
+ERROR_PATH_SERIES = ("1.4.", "2.0.", "2.1.")
+_ERROR_PATH_PARAMETERS = ["self", "e", "statement", "parameters", "cursor", "context"]
 
 
 def _operation(statement: str) -> str | None:
@@ -101,15 +115,17 @@ class StatementListener:
         if not is_instrumentation_enabled():
             return statement, parameters
         try:
-            # The cursor, not cursor.connection: pg8000 warns on every read of that
-            # DB-API extension; the engine facts need it once, and only without a host.
             facts = facts_for(conn.engine, cursor)
             template = self._template(statement, facts)
             attributes = dict(template.attributes)
             if executemany and isinstance(parameters, (list, tuple)) and len(parameters) > 1:
                 attributes[attr.DB_OPERATION_BATCH_SIZE] = len(parameters)
+            parent = self._hooks.parent(conn) if self._hooks.parent is not None else None
             span = self._tracer.start_span(
-                template.name, kind=SpanKind.CLIENT, attributes=attributes
+                template.name,
+                context=trace.set_span_in_context(parent) if parent is not None else None,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
             )
             for hook in self._hooks.on_start:
                 try:
@@ -166,6 +182,21 @@ class StatementListener:
                 self._finish(state, getattr(exception_context, "original_exception", None))
         except Exception as error:
             FAILURES.report("SQLAlchemy statement error", error)
+
+    def dbapi_exception(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Wraps ``Connection._handle_dbapi_exception``: the statement ends (and its
+        context is detached) before SQLAlchemy handles the error, whether or not it then
+        runs the ``handle_error`` listeners."""
+        try:
+            if len(args) >= 5:
+                state = self._take(args[4], args[3])
+                if state is not None:
+                    self._finish(state, args[0])
+        except Exception as error:
+            FAILURES.report("SQLAlchemy statement error", error)
+        return wrapped(*args, **kwargs)
 
     def _take(self, context: Any, cursor: Any) -> _StatementState | None:
         if context is not None:
@@ -240,11 +271,40 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
     """Instruments every SQLAlchemy engine in the process (1.4, 2.0 and 2.1)."""
 
     _listener: StatementListener | None = None
+    _error_path_wrapped = False
+    _pending: object | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("sqlalchemy >= 1.4, < 2.2",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        """Listen now if SQLAlchemy is imported, else when the application imports it.
+
+        Importing SQLAlchemy at start-up would change what the application sees (a
+        fresh interpreter with ``sqlalchemy`` already in ``sys.modules``, and its import
+        time); a post-import hook installs the listeners right after the application's
+        own ``import sqlalchemy``, before it can create an engine.
+        """
+        type(self)._pending = None
+        if "sqlalchemy" in sys.modules:
+            self._install(**kwargs)
+            return
+        from wrapt import register_post_import_hook
+
+        pending = object()
+        type(self)._pending = pending
+
+        def on_import(_module: Any) -> None:
+            if type(self)._pending is pending:  # not uninstrumented meanwhile
+                type(self)._pending = None
+                try:
+                    self._install(**kwargs)
+                except Exception as error:
+                    FAILURES.report("SQLAlchemy instrumentation", error)
+
+        register_post_import_hook(on_import, "sqlalchemy")
+
+    def _install(self, **kwargs: Any) -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
@@ -259,8 +319,12 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         event.listen(Engine, "handle_error", listener.handle_error)
         library_statements.install()  # pool pings, dialect start-up: marked, not counted
         type(self)._listener = listener
+        type(self)._error_path_wrapped = _wrap_error_path(listener)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        type(self)._pending = None
+        if type(self)._listener is None:
+            return
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
@@ -271,4 +335,48 @@ class SQLAlchemyStatementInstrumentor(BaseInstrumentor):
         event.remove(Engine, "after_cursor_execute", listener.after_cursor_execute)
         event.remove(Engine, "handle_error", listener.handle_error)
         library_statements.uninstall()
+        if type(self)._error_path_wrapped:
+            _unwrap_error_path()
+            type(self)._error_path_wrapped = False
         type(self)._listener = None
+
+
+def _error_path_checked() -> bool:
+    """Whether this SQLAlchemy's ``Connection._handle_dbapi_exception`` is the one checked."""
+    import sqlalchemy
+    from sqlalchemy.engine import Connection
+
+    if not sqlalchemy.__version__.startswith(ERROR_PATH_SERIES):
+        return False
+    method = Connection.__dict__.get("_handle_dbapi_exception")
+    if method is None:
+        return False
+    try:
+        names = list(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names[: len(_ERROR_PATH_PARAMETERS)] == _ERROR_PATH_PARAMETERS
+
+
+def _wrap_error_path(listener: StatementListener) -> bool:
+    try:
+        if not _error_path_checked():
+            _logger.debug("otel_db: SQLAlchemy error path not wrapped; handle_error ends spans")
+            return False
+        from sqlalchemy.engine import Connection
+        from wrapt import wrap_function_wrapper
+
+        wrap_function_wrapper(Connection, "_handle_dbapi_exception", listener.dbapi_exception)
+        return True
+    except Exception as error:
+        FAILURES.report("SQLAlchemy error path wrapper", error)
+        return False
+
+
+def _unwrap_error_path() -> None:
+    from sqlalchemy.engine import Connection
+
+    current = Connection.__dict__.get("_handle_dbapi_exception")
+    original = getattr(current, "__wrapped__", None)
+    if original is not None:
+        Connection._handle_dbapi_exception = original  # type: ignore[method-assign]

@@ -28,16 +28,20 @@ _facts: weakref.WeakKeyDictionary[Any, EngineFacts] = weakref.WeakKeyDictionary(
 
 
 def facts_for(engine: Any, cursor: Any) -> EngineFacts:
-    """The engine's facts; the URL first, then the live connection of the DB-API
-    ``cursor`` for what it lacks."""
+    """The engine's facts; the URL first, then the live connection (``cursor``'s, when
+    a cursor is given) for what it lacks.
+
+    ``cursor.connection`` is read only while the facts are not known yet: it is a DB-API
+    extension, and some drivers (pg8000) warn on every read."""
     found = _facts.get(engine)
     if found is None:
-        found = _compute(engine, cursor)
+        dbapi_connection = getattr(cursor, "connection", None) if cursor is not None else None
+        found = _compute(engine, dbapi_connection)
         _facts[engine] = found
     return found
 
 
-def _compute(engine: Any, cursor: Any) -> EngineFacts:
+def _compute(engine: Any, dbapi_connection: Any) -> EngineFacts:
     dialect_name = getattr(engine.dialect, "name", "") or ""
     if getattr(engine.dialect, "is_mariadb", False):
         dialect_name = "mariadb"
@@ -49,7 +53,6 @@ def _compute(engine: Any, cursor: Any) -> EngineFacts:
         host = None
     elif not host:
         # Unix sockets and DSN-style URLs: ask the driver where it actually connected.
-        dbapi_connection = getattr(cursor, "connection", None)
         info = getattr(dbapi_connection, "info", None)  # psycopg2 / psycopg 3
         host = getattr(info, "host", None) or host
         port = _as_int(getattr(info, "port", None)) or port

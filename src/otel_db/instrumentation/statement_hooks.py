@@ -36,6 +36,11 @@ EndHook = Callable[[Span, Any, Any, Any, str, Any, int], None]
 #: May return a new statement to execute (e.g. with a SQL comment appended):
 #: (span, sqlalchemy_connection, statement, parameters) -> statement.
 StatementRewriter = Callable[[Span, Any, str, Any], str]
+#: The span a statement starts under instead of the current one, or None for the
+#: current one: (sqlalchemy_connection) -> span. A transaction's span is never made
+#: current for the transaction's whole life (nothing could detach it when the
+#: application drops the connection); its statements are started under it here.
+ParentHook = Callable[[Any], Span | None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class StatementHooks:
     on_error: tuple[ErrorHook, ...] = ()
     rewriters: tuple[StatementRewriter, ...] = ()
     on_end: tuple[EndHook, ...] = ()
+    parent: ParentHook | None = None
 
 
 @dataclass
@@ -52,10 +58,15 @@ class _HookList:
     on_error: list[ErrorHook] = field(default_factory=list)
     rewriters: list[StatementRewriter] = field(default_factory=list)
     on_end: list[EndHook] = field(default_factory=list)
+    parent: ParentHook | None = None
 
     def freeze(self) -> StatementHooks:
         return StatementHooks(
-            tuple(self.on_start), tuple(self.on_error), tuple(self.rewriters), tuple(self.on_end)
+            tuple(self.on_start),
+            tuple(self.on_error),
+            tuple(self.rewriters),
+            tuple(self.on_end),
+            self.parent,
         )
 
 
@@ -70,6 +81,10 @@ def default_hooks(settings: Settings) -> StatementHooks:
     if settings.explain_slow_queries:
         hooks.on_end.append(SlowSelectExplainer(settings.slow_query_threshold_ms))  # issue 4
     hooks.on_start.extend(sqlalchemy_start_hooks(settings))  # pool + transaction (issue 3)
+    if settings.transaction_spans:
+        from otel_db.transactions.sqlalchemy_transactions import install
+
+        hooks.parent = install().statement_parent  # statements under their transaction
     hooks.on_end.append(operation_duration.on_statement_end)  # duration metric (issue 3)
     hooks.on_end.append(statement_results.on_statement_end)  # returned rows (issue 18)
     hooks.on_error.append(operation_duration.on_statement_error)  # duration metric (issue 3)

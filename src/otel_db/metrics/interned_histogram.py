@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from otel_db.compat.verified import shortcut
 from otel_db.metrics.shared_histogram import SharedAttributesHistogram
 
 #: Distinct attribute sets kept per histogram; beyond it, new sets take the public path.
 MAX_INTERNED_SETS: Final = 1_024
 
-#: contrib's ``DatabaseApiIntegration`` attributes holding its two histograms.
+#: contrib's ``DatabaseApiIntegration`` attributes holding its two histograms (private
+#: names: gated by the ``contrib.dbapi`` shortcut).
 CONTRIB_HISTOGRAM_ATTRIBUTES: Final = ("_duration_histogram", "_returned_rows_histogram")
 
 
@@ -58,8 +60,11 @@ def intern_contrib_histograms(integration: Any) -> None:
     """Wrap the histograms a contrib ``DatabaseApiIntegration`` created, if it did.
 
     A contrib release that renames or drops them is left as it is (its records take
-    the public path); this never raises.
+    the public path), and so is any contrib release outside the verified versions
+    (:mod:`otel_db.compat.verified`); this never raises.
     """
+    if not shortcut("contrib.dbapi"):
+        return
     for name in CONTRIB_HISTOGRAM_ATTRIBUTES:
         histogram = getattr(integration, name, None)
         if histogram is None or isinstance(histogram, InternedAttributesHistogram):

@@ -19,9 +19,14 @@ through ``Histogram.record`` instead: an instrument that is not the SDK's own hi
 (API proxy, no-op, subclass overriding ``record``), an exemplar filter other than
 ``always_off`` (the distro's default; exemplars need the context and the cleaned
 attributes), a reader added or removed, a disabled meter, a value that is negative or
-not finite (the SDK warns and drops it), an aggregation the SDK no longer holds. Every
-check that can change while the process runs is made on every call. If the SDK's
-internals ever change shape, binding fails and every measurement takes the public path.
+not finite (the SDK warns and drops it), an aggregation table the SDK no longer holds.
+Every check that can change while the process runs is made on every call: SDK 1.45.2
+replaces a view match's whole ``_attributes_aggregation`` dict on each delta
+collection, so each record first checks (by identity) that the table it bound into is
+still the match's, and aggregates under the match's lock as the SDK does then. The
+shortcut binds only on the exact SDK versions in :mod:`otel_db.compat.verified`; on
+any other, and after any exception on the fast path, every measurement takes the
+public path. If the SDK's internals ever change shape, binding fails the same way.
 
 State is bounded: at most :data:`MAX_BOUND` attribute sets per histogram (beyond it the
 public path), each holding a strong reference to its attributes dict so the dict's
@@ -30,10 +35,15 @@ public path), each holding a strong reference to its attributes dict so the dict
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from time import time_ns
 from typing import Any
+
+from otel_db.compat.verified import shortcut
+
+_logger = logging.getLogger(__name__)
 
 MAX_BOUND = 4_096
 #: After a failed bind (e.g. an API proxy instrument before the SDK provider was set),
@@ -53,24 +63,8 @@ try:  # SDK internals the shortcut relies on; without them every record is publi
 except Exception:  # pragma: no cover - a different SDK layout
     _SdkHistogram = None
 
-#: SDK release lines whose ``_ViewInstrumentMatch`` only ever adds aggregations (never
-#: replaces or removes one: checked in their source, and by the unit tests for the
-#: installed SDK). On those, a binding's aggregations stay the SDK's for good; on any
-#: other line every record first checks that the SDK still holds them (a dict lookup
-#: whose nested-tuple key is rehashed each time: ~4k instructions per record).
-_VERIFIED_SDK_LINES = frozenset({(1, 45)})
-
-
-def _sdk_line() -> tuple[int, ...]:
-    try:
-        from opentelemetry.sdk.version import __version__
-
-        return tuple(int(part) for part in __version__.split(".")[:2])
-    except Exception:  # pragma: no cover
-        return ()
-
-
-_PERMANENT_AGGREGATIONS = _sdk_line() in _VERIFIED_SDK_LINES
+#: The shortcut named in :mod:`otel_db.compat.verified`: off on unverified SDK versions.
+SHORTCUT = "sdk.metrics.aggregations"
 
 
 class _Point:
@@ -87,22 +81,37 @@ class _Point:
 
 
 class _Binding:
-    """One attribute set's aggregations, valid while ``storages`` is the consumer's."""
+    """One attribute set's aggregations, valid while ``storages`` is the consumer's and
+    each view match still holds the aggregation table the binding found them in."""
 
-    __slots__ = ("aggregations", "attributes", "checks", "storages")
+    __slots__ = ("aggregations", "attributes", "cleaned", "entries", "locked", "storages", "tables")
 
-    def __init__(self, attributes: Any, storages: Any, entries: list[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, attributes: Any, cleaned: Any, storages: Any, entries: tuple[_Entry, ...]
+    ) -> None:
         self.attributes = attributes  # strong reference: keeps id(attributes) unique
+        self.cleaned = cleaned  # what the SDK's Measurement would hold
         self.storages = storages
-        self.aggregations = tuple(aggregation for _table, _key, aggregation in entries)
-        # ((aggregation table, key, aggregation), ...): checked before every record
-        # unless this SDK line never replaces an aggregation.
-        self.checks = () if _PERMANENT_AGGREGATIONS else tuple(entries)
+        self.entries = entries
+        # Per record: the identity checks, then the aggregations (flat tuples, no unpacking
+        # of what a record does not use).
+        self.tables = tuple((match, table) for match, table, _a, _l in entries)
+        self.aggregations = tuple(aggregation for _m, _t, aggregation, _l in entries)
+        self.locked = any(lock is not None for _m, _t, _a, lock in entries)
+
+
+#: (view match, its aggregation table, the aggregation, the match's lock or None).
+#: The lock is there when the SDK replaces the table on delta collection (1.45.2's
+#: ``_reset_on_collect``): the SDK itself aggregates under it then, so that a
+#: collection cannot swap the table between the lookup and the ``aggregate``.
+_Entry = tuple[Any, dict[Any, Any], Any, Any]
 
 
 def _bind(histogram: Any, attributes: Any) -> _Binding | None:
     """The aggregations the SDK holds for ``attributes`` on ``histogram``, or None."""
     if _SdkHistogram is None or not isinstance(histogram, _SdkHistogram):
+        return None
+    if not shortcut(SHORTCUT):
         return None
     if type(histogram).record is not _SdkHistogram.record:
         return None
@@ -115,7 +124,7 @@ def _bind(histogram: Any, attributes: Any) -> _Binding | None:
         return None
     storages = consumer._reader_storages
     cleaned = _clean_attribute_value(attributes, None)  # what Measurement would hold
-    entries = []
+    entries: list[_Entry] = []
     for storage in storages.values():
         for match in storage._get_or_init_view_instrument_match(histogram):
             keys = match._view._attribute_keys
@@ -125,11 +134,16 @@ def _bind(histogram: Any, attributes: Any) -> _Binding | None:
                 kept = {k: v for k, v in cleaned.items() if k in keys}
             key = _hash_attributes(kept)
             table = match._attributes_aggregation
+            if type(table) is not dict:
+                return None
             aggregation = table.get(key)
             if aggregation is None or not callable(getattr(aggregation, "aggregate", None)):
                 return None
-            entries.append((table, key, aggregation))
-    return _Binding(attributes, storages, entries)
+            lock = match._lock if getattr(match, "_reset_on_collect", False) else None
+            if lock is not None and not callable(getattr(match, "consume_measurement", None)):
+                return None
+            entries.append((match, table, aggregation, lock))
+    return _Binding(attributes, cleaned, storages, tuple(entries))
 
 
 class SharedAttributesHistogram:
@@ -140,40 +154,72 @@ class SharedAttributesHistogram:
     dicts in memory until then. Never raises more than ``Histogram.record`` does.
     """
 
-    __slots__ = ("_bound", "_lock", "_retry", "histogram")
+    __slots__ = ("_bound", "_broken", "_lock", "_retry", "histogram")
 
     def __init__(self, histogram: Any) -> None:
         self.histogram = histogram
         self._bound: dict[int, _Binding] = {}
         self._lock = threading.Lock()
         self._retry = 0
+        #: A fast path raised once: this histogram records the public way from then on.
+        self._broken = False
 
     def record(self, amount: float, attributes: Any) -> None:
         binding = self._bound.get(id(attributes))
         if binding is not None and binding.attributes is attributes:
-            histogram = self.histogram
-            config = histogram._meter_config  # what histogram._is_enabled() reads
-            if (
-                binding.storages is histogram._measurement_consumer._reader_storages
-                and (config is None or config.is_enabled)
-                and 0.0 <= amount < _INF
-            ):
-                for table, key, aggregation in binding.checks:
-                    if table.get(key) is not aggregation:
-                        break
-                else:
-                    point = _Point(amount, time_ns(), histogram, attributes)
-                    for aggregation in binding.aggregations:
-                        aggregation.aggregate(point, False)
-                    return
-            # Readers, meter state or aggregations changed: rebind after this record.
+            # (Inlined: this runs per statement; a helper call costs more than the checks.)
+            try:
+                histogram = self.histogram
+                config = histogram._meter_config  # what histogram._is_enabled() reads
+                if (
+                    binding.storages is histogram._measurement_consumer._reader_storages
+                    and (config is None or config.is_enabled)
+                    and 0.0 <= amount < _INF
+                ):
+                    # SDK 1.45.2 replaces a delta match's whole table: an identity check.
+                    for match, table in binding.tables:
+                        if match._attributes_aggregation is not table:
+                            break
+                    else:
+                        point = _Point(amount, time_ns(), histogram, attributes)
+                        if binding.locked:
+                            self._aggregate_locked(binding, point)
+                        else:
+                            for aggregation in binding.aggregations:
+                                aggregation.aggregate(point, False)
+                        return
+            except Exception:  # a shortcut never fails a statement: the public path
+                self._broken = True
+                self._bound.clear()
+                _logger.debug("otel_db: histogram shortcut failed; public path", exc_info=True)
+                self.histogram.record(amount, attributes)
+                return
+            # Readers, meter state or aggregation tables changed: rebind after this record.
             with self._lock:
                 self._bound.pop(id(attributes), None)
         self.histogram.record(amount, attributes)
         self._maybe_bind(attributes)
 
+    def _aggregate_locked(self, binding: _Binding, point: _Point) -> None:
+        """Record ``point`` where some match replaces its table on delta collection."""
+        for match, table, aggregation, lock in binding.entries:
+            if lock is None:
+                aggregation.aggregate(point, False)
+                continue
+            with lock:
+                current = match._attributes_aggregation is table
+                if current:
+                    aggregation.aggregate(point, False)
+            if not current:
+                # Collected since the check: this match's share the SDK's way (it takes
+                # the lock itself); the next record rebinds.
+                match.consume_measurement(
+                    _Point(point.value, point.time_unix_nano, point.instrument, binding.cleaned),
+                    False,
+                )
+
     def _maybe_bind(self, attributes: Any) -> None:
-        if len(self._bound) >= MAX_BOUND:
+        if self._broken or len(self._bound) >= MAX_BOUND:
             return
         if self._retry:
             self._retry -= 1

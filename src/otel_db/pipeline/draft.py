@@ -8,17 +8,26 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanKind, Status
 from opentelemetry.util.types import AttributeValue
 
+from otel_db.compat.verified import shortcut
+
+#: The shortcut (:mod:`otel_db.compat.verified`) that reads and writes the private fields
+#: of the SDK's ``Span``/``ReadableSpan`` here, in the stage and in the holding stage.
+SPAN_FIELDS = "sdk.trace.span_fields"
+
 _EMPTY: Mapping[str, AttributeValue] = {}
 
 
-def plain_attributes(span: ReadableSpan) -> dict[str, AttributeValue]:
+def plain_attributes(span: ReadableSpan, fields: bool | None = None) -> dict[str, AttributeValue]:
     """The ended span's attributes as a plain dict that can be read at C speed.
 
     ``ReadableSpan.attributes`` is a proxy over the SDK's ``BoundedAttributes``, whose
     every read and copy runs Python code under a lock (copying 8 attributes costs about
     10 us). An ended span's attributes are immutable, so reading the dict it stores is
-    safe; anything else falls back to the public view.
+    safe; anything else falls back to the public view, and so does every span when
+    ``fields`` is false (by default: when the SDK version is not verified).
     """
+    if not (shortcut(SPAN_FIELDS) if fields is None else fields):
+        return dict(span.attributes or _EMPTY)
     stored = getattr(span, "_attributes", None)
     inner = getattr(stored, "_dict", None)
     if type(inner) is dict:
@@ -44,6 +53,7 @@ class SpanDraft:
     __slots__ = (
         "_copied",
         "_events",
+        "_fields",
         "_handed_over",
         "_name",
         "_status",
@@ -54,15 +64,21 @@ class SpanDraft:
     )
 
     def __init__(
-        self, span: ReadableSpan, span_id: int | None = None, kind: SpanKind | None = None
+        self,
+        span: ReadableSpan,
+        span_id: int | None = None,
+        kind: SpanKind | None = None,
+        fields: bool | None = None,
     ) -> None:
         self.span = span
+        # The SDK's private span fields may be read and written (verified SDK only).
+        self._fields = shortcut(SPAN_FIELDS) if fields is None else fields
         if span_id is None:
             context = span.context
             span_id = context.span_id if context is not None else 0
         self.span_id: int = span_id
         self.kind: SpanKind = span.kind if kind is None else kind
-        self.attributes: Mapping[str, AttributeValue] = plain_attributes(span)
+        self.attributes: Mapping[str, AttributeValue] = plain_attributes(span, self._fields)
         self._copied = False
         # build() hands the copy to the new span without copying again; a later change
         # then copies first (copy on write).
@@ -95,7 +111,7 @@ class SpanDraft:
         """Whether the span has events, without copying them (``span.events`` copies)."""
         if self._events is not None:
             return bool(self._events)
-        stored = getattr(self.span, "_events", None)
+        stored = getattr(self.span, "_events", None) if self._fields else None
         if stored is None:
             return bool(self.span.events)
         return len(stored) > 0
@@ -141,7 +157,8 @@ class SpanDraft:
             self._handed_over = True
         else:
             attributes = dict(self.attributes)
-        if type(span) is ReadableSpan:
+        fields = self._fields
+        if fields and type(span) is ReadableSpan:
             # The SDK's own ended span (the usual case): copy its fields at C speed and
             # change the ones enriched. Its event and link lists never change again, so
             # they are shared (the public properties would copy them into tuples).
@@ -160,10 +177,10 @@ class SpanDraft:
         # public properties copy them into tuples, and would drop the dropped counts).
         events = self._events
         if events is None:
-            events = getattr(span, "_events", None)
+            events = getattr(span, "_events", None) if fields else None
             if events is None:
                 events = span.events
-        links = getattr(span, "_links", None)
+        links = getattr(span, "_links", None) if fields else None
         if links is None:
             links = span.links
         return ReadableSpan(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -12,10 +12,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
+from otel_db.compat.verified import shortcut
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.db_span import SPAN_ID
 from otel_db.pipeline.deferred import DEFERRED
-from otel_db.pipeline.draft import SpanDraft
+from otel_db.pipeline.draft import SPAN_FIELDS, SpanDraft
 from otel_db.pipeline.enricher import EndFilter, SpanEnricher, overrides
 from otel_db.pipeline.transaction_holding import TransactionHoldingStage
 
@@ -35,14 +36,14 @@ _TRANSACTION_ID = attr.TRANSACTION_ID
 _PENDING = DEFERRED.pending  # the deferred attributes by span id (DEFERRED.take, inlined)
 
 
-def _sort(span: ReadableSpan) -> tuple[int, int, int]:
+def _sort(span: ReadableSpan, fields: bool = True) -> tuple[int, int, int]:
     """(span id, ``2 * client + troubled``, duration in ns) of an ended span.
 
     Troubled: an ERROR status or any event (an exception recorded without setting the
     status). The SDK's own ended span is read from its fields: through the public
     properties (``events`` copies the list) this costs more than most enrichers do.
     """
-    if type(span) is ReadableSpan:
+    if fields and type(span) is ReadableSpan:
         context, kind, status = span._context, span._kind, span._status
         # The SDK's BoundedList answers len() in Python; its deque in C.
         events = getattr(span._events, "_dq", span._events)
@@ -122,13 +123,19 @@ class EnrichmentStage(SpanProcessor):
         self.downstream = downstream
         self._holding = downstream if isinstance(downstream, TransactionHoldingStage) else None
         self._hooks = HookTable.of(self.enrichers)
+        # The client lane and the field reads use the SDK's private span fields: only on
+        # a verified SDK (elsewhere every span is enriched through a public draft).
+        self._fields = shortcut(SPAN_FIELDS)
+        if not self._fields:
+            self._hooks = replace(self._hooks, client_lane=None)
         self._stopped = False
         DEFERRED.consumer_started()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         hooks = self._hooks
         try:
-            client = span._kind is _CLIENT  # the SDK's Span: its field, not the property
+            # The SDK's Span: its field, not the property.
+            client = (span._kind if self._fields else span.kind) is _CLIENT
         except AttributeError:
             client = span.kind is _CLIENT
         for on_start, name in hooks.start_client if client else hooks.start_other:
@@ -211,7 +218,7 @@ class EnrichmentStage(SpanProcessor):
         """Any other ended span: the enrichers its sort concerns, through a draft."""
         hooks = self._hooks
         try:
-            span_id, sort, duration = _sort(span)
+            span_id, sort, duration = _sort(span, self._fields)
         except Exception as error:  # a span that cannot be sorted gets every hook
             FAILURES.report("sorting an ended span", error)
             context = getattr(span, "context", None)
@@ -219,7 +226,7 @@ class EnrichmentStage(SpanProcessor):
         deferred = DEFERRED.take(span_id)
         chosen = hooks.end[sort]
         if chosen or deferred:
-            draft = SpanDraft(span, span_id, _CLIENT if sort >= 2 else span.kind)
+            draft = SpanDraft(span, span_id, _CLIENT if sort >= 2 else span.kind, self._fields)
             if deferred:
                 draft.set_attributes(deferred)
             for on_end, name, min_duration_ns, required in chosen:

@@ -25,8 +25,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_db import attributes as attr
+from otel_db.compat.verified import shortcut
 from otel_db.pipeline.containment import FAILURES
-from otel_db.pipeline.draft import SpanDraft, plain_attributes
+from otel_db.pipeline.draft import SPAN_FIELDS, SpanDraft, plain_attributes
 from otel_db.transactions.tracker import OutcomeOf, TransactionTracker, default_tracker
 
 DEFAULT_MAX_PER_TRANSACTION = 1_000
@@ -48,7 +49,7 @@ _ONLY_THE_SPAN = 3
 _refcount = getattr(sys, "getrefcount", None)
 
 
-def with_outcome(span: ReadableSpan, outcome: str) -> ReadableSpan:
+def with_outcome(span: ReadableSpan, outcome: str, fields: bool = True) -> ReadableSpan:
     """``span`` with ``otel_db.transaction.outcome`` set, rebuilt as cheaply as is safe.
 
     A span the enrichment stage rebuilt is a plain ``ReadableSpan`` over a plain dict.
@@ -56,8 +57,13 @@ def with_outcome(span: ReadableSpan, outcome: str) -> ReadableSpan:
     draft is gone and nothing downstream has seen it yet), the outcome is written into
     it, with no copy at all. Otherwise a shallow copy of the span gets a copy of the
     dict; any other span (the SDK's own, with its locked attributes) goes through a
-    ``SpanDraft``.
+    ``SpanDraft``, and so does every span when ``fields`` is false (an SDK version
+    whose private span fields are not verified).
     """
+    if not fields:
+        draft = SpanDraft(span, fields=False)
+        draft.set_attribute(attr.TRANSACTION_OUTCOME, outcome)
+        return draft.build()
     attributes = getattr(span, "_attributes", None)
     if type(span) is ReadableSpan and type(attributes) is dict:
         if _refcount is not None and _refcount(attributes) <= _ONLY_THE_SPAN:
@@ -89,6 +95,7 @@ class TransactionHoldingStage(SpanProcessor):
         self.max_per_transaction = max_per_transaction
         self.max_total = max_total
         self.max_age_seconds = max_age_seconds
+        self._fields = shortcut(SPAN_FIELDS)
         self._lock = threading.Lock()
         self._held: OrderedDict[str, _Held] = OrderedDict()
         self._total = 0
@@ -142,9 +149,11 @@ class TransactionHoldingStage(SpanProcessor):
     # -- internals ------------------------------------------------------------------
 
     def _accept(self, span: ReadableSpan) -> Sequence[ReadableSpan]:
-        attributes = getattr(span, "_attributes", None)  # a span the stage rebuilt: a dict
+        # A span the stage rebuilt: a dict.
+        attributes = getattr(span, "_attributes", None) if self._fields else None
         if type(attributes) is not dict:
-            attributes = plain_attributes(span)  # the public property builds a proxy per read
+            # (The public property builds a proxy per read.)
+            attributes = plain_attributes(span, self._fields)
         transaction_id = attributes.get(attr.TRANSACTION_ID)
         if transaction_id is None or attr.TRANSACTION_OUTCOME in attributes:
             return (span,)  # not in a transaction, or a transaction/savepoint span itself
@@ -165,9 +174,9 @@ class TransactionHoldingStage(SpanProcessor):
                     overflow.append(span)
                 overflow.extend(self._evict(now))
         if outcome_of is not None:
-            return [with_outcome(span, _outcome(outcome_of, span))]
+            return [with_outcome(span, _outcome(outcome_of, span), self._fields)]
         self.released_unknown += len(overflow)
-        return [with_outcome(s, attr.OUTCOME_UNKNOWN) for s in overflow]
+        return [with_outcome(s, attr.OUTCOME_UNKNOWN, self._fields) for s in overflow]
 
     def _evict(self, now: float) -> list[ReadableSpan]:
         """Spans over the total cap or the age limit, oldest transaction first (locked)."""
@@ -215,7 +224,7 @@ class TransactionHoldingStage(SpanProcessor):
 
     def _emit(self, span: ReadableSpan, outcome: str) -> None:
         try:
-            self.downstream.on_end(with_outcome(span, outcome))
+            self.downstream.on_end(with_outcome(span, outcome, self._fields))
         except Exception as error:
             FAILURES.report("releasing a held span", error)
 

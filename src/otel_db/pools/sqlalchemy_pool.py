@@ -1,14 +1,17 @@
 """Pool facts for SQLAlchemy statements: ``QueuePool`` and the async engine's pool.
 
 The checkout is timed by wrapping ``Pool.connect`` (the one entry point of every
-checkout, in SQLAlchemy 1.4 to 2.1, sync and async); the wait is kept in the pool
-entry's ``info`` until the next checkout of that entry. Counts are read from the pool at
-statement start (``checkedout()``, ``checkedin()``, ``size()``, ``_max_overflow``).
+checkout, in SQLAlchemy 1.4 to 2.1, sync and async). What otel_db knows of a checkout
+is kept beside the pool's objects, never in them: the application's ``info`` dicts
+(``Connection.info``, the pool entry's) stay exactly as without otel_db. Per checkout
+it lives in a map keyed by the checked-out connection proxy (gone with it) and the pool
+entry (for the ``checkin`` event, which is given the entry). Counts are read from the
+pool at statement start (``checkedout()``, ``checkedin()``, ``size()``,
+``_max_overflow``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
@@ -24,15 +27,35 @@ from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pools.snapshot import POOL_NAMES, record_exhaustion, server_name
 
-WAIT_KEY = "_otel_db_checkout_wait_ms"
-#: Checkout facts the metrics record once the pool is named (at the first statement).
-UNRECORDED_KEY = "_otel_db_checkout_unrecorded"
-CHECKED_OUT_AT_KEY = "_otel_db_checked_out_at"
-NAME_KEY = "_otel_db_pool_name"
+
+class _Checkout:
+    """One checkout: its wait, when it began, and the pool's name once known."""
+
+    __slots__ = ("__weakref__", "checked_out_at", "name", "proxy_ref", "unrecorded", "wait_ms")
+
+    def __init__(self) -> None:
+        self.proxy_ref: Any = None
+        self.wait_ms: float | None = None
+        #: (wait_s, grew) the metrics record once the pool is named (first statement).
+        self.unrecorded: tuple[float, bool] | None = None
+        self.checked_out_at: float | None = None
+        self.name: str | None = None
+
+
+#: id(connection proxy) -> its checkout. A plain dict read on every statement (a weak
+#: dictionary lookup makes a weak reference per call); each proxy's weak reference
+#: callback removes its entry, and the map is bounded anyway.
+_BY_PROXY: dict[int, _Checkout] = {}
+_MAX_CHECKOUTS = 100_000
+#: pool entry -> its current checkout, for the ``checkin`` event.
+_BY_ENTRY: weakref.WeakKeyDictionary[Any, _Checkout] = weakref.WeakKeyDictionary()
+#: The checkout the ``checkout`` event just saw on this thread, for ``_timed_connect``.
+_LAST = threading.local()
 
 # Per pool: its name, size and maximum (see _static_facts); gone with the pool.
 _STATIC: weakref.WeakKeyDictionary[Any, _PoolFacts] = weakref.WeakKeyDictionary()
-_FACTS_ATTRIBUTE = "_otel_db_pool_facts"
+_FACTS_BY_ID: dict[int, tuple[weakref.ref[Any], _PoolFacts]] = {}
+_MAX_POOLS = 10_000
 
 _installed = False
 _install_lock = threading.Lock()
@@ -49,12 +72,48 @@ def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[
         raise
     try:
         now = time.perf_counter()
-        fairy.info[WAIT_KEY] = (now - started) * 1000.0
-        fairy.info[UNRECORDED_KEY] = (now - started, 0 <= before < _total(pool))
-        fairy.info[CHECKED_OUT_AT_KEY] = now
+        checkout = getattr(_LAST, "checkout", None)
+        _LAST.checkout = None
+        if checkout is not None and _proxy_of(checkout) is fairy:
+            checkout.wait_ms = (now - started) * 1000.0
+            checkout.unrecorded = (now - started, 0 <= before < _total(pool))
+            checkout.checked_out_at = now
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkout timing", failure)
     return fairy
+
+
+def _proxy_of(checkout: _Checkout) -> Any:
+    ref = checkout.proxy_ref
+    return ref() if ref is not None else None
+
+
+def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool ``checkout`` event: a new checkout of ``record`` through ``proxy``."""
+    try:
+        checkout = _Checkout()
+        key = id(proxy)
+        checkout.proxy_ref = weakref.ref(proxy, lambda _ref: _forget(key, checkout))
+        if len(_BY_PROXY) >= _MAX_CHECKOUTS:
+            _BY_PROXY.clear()  # bounded; only pool attributes are lost, never a statement
+        _BY_PROXY[key] = checkout
+        if record is not None:
+            _BY_ENTRY[record] = checkout
+        _LAST.checkout = checkout
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy checkout tracking", failure)
+
+
+def _forget(key: int, checkout: _Checkout) -> None:
+    if _BY_PROXY.get(key) is checkout:
+        _BY_PROXY.pop(key, None)
+
+
+def checkout_of(sa_connection: Any) -> _Checkout | None:
+    """The checkout a SQLAlchemy ``Connection`` runs on, if otel_db saw it."""
+    # No identity check: a proxy's entry leaves with the proxy (its weak reference's
+    # callback runs before the id can be reused).
+    return _BY_PROXY.get(id(sa_connection.connection))
 
 
 def _report_timeout(pool: Any, started: float, error: BaseException) -> None:
@@ -79,9 +138,11 @@ def _total(pool: Any) -> int:
 def _checked_in(dbapi_connection: Any, record: Any) -> None:
     """Pool ``checkin`` event: the connection's use time ends."""
     try:
-        info = record.info if record is not None else {}
-        started = info.pop(CHECKED_OUT_AT_KEY, None)
-        name = info.get(NAME_KEY)
+        checkout = _BY_ENTRY.pop(record, None) if record is not None else None
+        if checkout is None:
+            return
+        started, checkout.checked_out_at = checkout.checked_out_at, None
+        name = checkout.name
         if started is not None and name is not None:
             pool_events.used_for(name, time.perf_counter() - started)
     except Exception as failure:
@@ -120,6 +181,7 @@ def install() -> None:
         from sqlalchemy import event
         from sqlalchemy.pool import Pool
 
+        event.listen(Pool, "checkout", _checked_out)
         event.listen(Pool, "checkin", _checked_in)
         _installed = True
 
@@ -155,21 +217,28 @@ def _static_facts(engine: Any, pool: Any) -> _PoolFacts:
 
 
 def _pool_facts(engine: Any, pool: Any) -> _PoolFacts:
-    """:func:`_static_facts`, found through the pool's ``__dict__`` after the first time
-    (a ``WeakKeyDictionary`` lookup makes a weak reference per call)."""
-    found = getattr(pool, _FACTS_ATTRIBUTE, None)
-    if type(found) is _PoolFacts:
-        return found
+    """:func:`_static_facts`, found by the pool's id after the first time (a
+    ``WeakKeyDictionary`` lookup makes a weak reference per call); nothing is set on the
+    pool itself."""
+    entry = _FACTS_BY_ID.get(id(pool))
+    if entry is not None and entry[0]() is pool:
+        return entry[1]
     found = _static_facts(engine, pool)
-    with contextlib.suppress(Exception):  # a pool class with __slots__: the dict only
-        setattr(pool, _FACTS_ATTRIBUTE, found)
+    key = id(pool)
+    try:
+        ref = weakref.ref(pool, lambda _ref: _FACTS_BY_ID.pop(key, None))
+    except TypeError:
+        return found
+    if len(_FACTS_BY_ID) >= _MAX_POOLS:
+        _FACTS_BY_ID.clear()
+    _FACTS_BY_ID[key] = (ref, found)
     return found
 
 
-def _first_statement_of_checkout(info: Any, name: str, pool: Any) -> None:
-    unrecorded = info.pop(UNRECORDED_KEY, None)
+def _first_statement_of_checkout(checkout: _Checkout, name: str, pool: Any) -> None:
+    unrecorded, checkout.unrecorded = checkout.unrecorded, None
     if unrecorded is not None:  # the pool has a name now: record the checkout
-        info[NAME_KEY] = name
+        checkout.name = name
         pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
         pool_events.observe(pool, _read_for_metrics)
 
@@ -194,9 +263,9 @@ def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
     if not isinstance(pool, _queue_pool()):
         return
     facts = _pool_facts(engine, pool)
-    info = sa_connection.info
-    if UNRECORDED_KEY in info:
-        _first_statement_of_checkout(info, facts.name, pool)
+    checkout = checkout_of(sa_connection)
+    if checkout is not None and checkout.unrecorded is not None:
+        _first_statement_of_checkout(checkout, facts.name, pool)
     # QueuePool.checkedout() is maxsize - qsize + overflow; checkedin() is qsize.
     idle = pool.checkedin()
     used = pool.checkedout()
@@ -206,7 +275,7 @@ def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
     maximum = facts.maximum
     if maximum is not None and maximum > 0:
         attributes[attr.POOL_UTILIZATION] = min(1.0, used / maximum)
-    wait = info.get(WAIT_KEY)
+    wait = checkout.wait_ms if checkout is not None else None
     if wait is not None:
         attributes[attr.POOL_WAIT_MS] = wait
     DEFERRED.add(span, attributes)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from otel_db.sql import driver_errors
-from otel_db.sql.sanitize import sanitize
+from otel_db.sql.dialects import Dialect, dialect_for_system
+from otel_db.sql.scrub import scrub
 
 _logger = logging.getLogger(__name__)
 
@@ -396,78 +397,27 @@ def classify_exception_event(exception_type: str, message: str) -> ErrorFacts | 
 # --- message scrubbing ------------------------------------------------------------
 
 _SCRUB_INPUT_CHARS: Final = 4 * MAX_MESSAGE_CHARS
-# "LINE 3: <echoed statement>" and the caret line under it (PostgreSQL).
-_ECHO_LINE: Final = re.compile(r"^(\s*LINE \d+:)(.*)$", re.MULTILINE)
-_CARET_LINE: Final = re.compile(r"^\s*\^\s*$\n?", re.MULTILINE)
-# "Key (email)=(alice@example.com)" and "Failing row contains (1, secret)."
-_VALUE_GROUP: Final = re.compile(r"\)=\([^\n]*?\)(?=\s+(?:already|is |conflicts)|\.?\s*$)", re.M)
-_FAILING_ROW: Final = re.compile(r"(Failing row contains )\([^\n]*\)", re.IGNORECASE)
-_SQLITE_NO_SUCH_COLUMN: Final = re.compile(r"(no such column: )\S+", re.IGNORECASE)
-# Quoted text; names after these words are identifiers and may stay.
-_QUOTED: Final = re.compile(r"""(?P<q>'[^'\n]*'|"[^"\n]*")""")
-_NAME_WORDS: Final = frozenset(
-    {
-        "key", "constraint", "table", "relation", "index", "database", "schema", "sequence",
-        "function", "procedure", "type", "column", "role", "user", "operator", "trigger",
-        "view", "extension", "collation", "domain", "savepoint", "cursor",
-    }
-)  # fmt: skip
-_WORD_BEFORE: Final = re.compile(r"(\w+)\s*$")
-# SQLAlchemy appends "[SQL: <statement>]" and "[parameters: <repr>]" to the driver's
-# message; either may have been cut off by the length bound.
-_SA_SQL: Final = re.compile(
-    r"\[SQL: (?P<sql>.*?)(?:\](?=\n\[parameters|\n\(Background|\s*\Z)|\Z)", re.DOTALL
-)
-_SA_PARAMETERS: Final = re.compile(r"\[parameters: .*?(?:\](?=\n\(Background|\s*\Z)|\Z)", re.DOTALL)
-_MYSQL_TUPLE: Final = re.compile(r"""^\((\d+), (["'])(.*)\2\)$""", re.DOTALL)
 
 
-def _scrub_quoted(text: str) -> str:
-    parts: list[str] = []
-    position = 0
-    for match in _QUOTED.finditer(text):
-        before = text[max(position, match.start() - 40) : match.start()]
-        word = _WORD_BEFORE.search(before)
-        keep = word is not None and word.group(1).lower() in _NAME_WORDS
-        parts.append(text[position : match.start()])
-        parts.append(match.group() if keep else "?")
-        position = match.end()
-    parts.append(text[position:])
-    return "".join(parts)
-
-
-def _scrub(message: str) -> str:
-    tuple_match = _MYSQL_TUPLE.match(message)
-    if tuple_match:  # pymysql: (1062, "Duplicate entry 'x' for key 'users.email'")
-        errno, quote, inner = tuple_match.groups()
-        return f"({errno}, {quote}{_scrub(inner)}{quote})"
-    message = _SA_PARAMETERS.sub("[parameters: ?]", message)
-    message = _SA_SQL.sub(lambda m: f"[SQL: {sanitize(m.group('sql'))}]", message)
-    message = _ECHO_LINE.sub(lambda m: f"{m.group(1)} {sanitize(m.group(2)).strip()}", message)
-    message = _CARET_LINE.sub("", message)
-    message = _VALUE_GROUP.sub(")=(?)", message)
-    message = _FAILING_ROW.sub(r"\1(?)", message)
-    message = _SQLITE_NO_SUCH_COLUMN.sub(r"\1?", message)
-    # Echoed SQL was sanitized above; protect it from quote scrubbing by splitting.
-    return _scrub_quoted(message)
-
-
-def scrub_error_message(message: str) -> str:
+def scrub_error_message(message: str, system: str | Dialect | None = None) -> str:
     """``message`` with values removed and meaning kept, at most 1,000 characters.
 
-    Quoted values become ``?`` (names after words such as ``key``, ``constraint``,
-    ``table`` or ``column`` stay), ``(col)=(value)`` groups become ``(col)=(?)``,
-    a statement echoed after ``LINE n:`` or in SQLAlchemy's ``[SQL: ...]`` is
-    replaced by its sanitized form, and SQLAlchemy's ``[parameters: ...]`` by
-    ``[parameters: ?]``. Never raises.
+    Read by structure (see :mod:`otel_db.sql.scrub`): quoted values become ``?``
+    (names after words such as ``key``, ``constraint``, ``table`` or ``column``
+    stay), ``(col)=(value)`` groups become ``(col)=(?)``, PostgreSQL's ``CONTEXT``
+    keeps its words and hides its data, a statement echoed after ``LINE 1:``,
+    ``QUERY:`` or in SQLAlchemy's ``[SQL: ...]`` is replaced by its sanitized form
+    (``system``, the span's ``db.system.name``, picks the dialect), and SQLAlchemy's
+    ``[parameters: ...]`` by ``[parameters: ?]``. Never raises.
     """
     try:
+        dialect = system if isinstance(system, Dialect) else dialect_for_system(system)
         text = str(message)[:_SCRUB_INPUT_CHARS]
         cut = len(str(message)) > _SCRUB_INPUT_CHARS
         if cut:
             # A value may have been cut in half: never let its tail survive.
             text = text[: text.rfind("\n")] if "\n" in text else ""
-        scrubbed = _scrub(text).rstrip()
+        scrubbed = scrub(text, dialect).rstrip()
         return scrubbed[:MAX_MESSAGE_CHARS]
     except Exception:
         _logger.debug("otel_db: could not scrub an error message", exc_info=True)

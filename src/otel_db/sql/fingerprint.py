@@ -6,8 +6,9 @@ import hashlib
 import logging
 from typing import Final
 
+from otel_db.sql.dialects import Dialect, dialect_for_system
 from otel_db.sql.sanitize import MAX_STATEMENT_CHARS, normalize_tokens
-from otel_db.sql.tokenizer import PLACEHOLDER, Token, tokenize
+from otel_db.sql.tokenizer import PLACEHOLDER, PLACEHOLDER_RUN, Token, tokenize
 
 _logger = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def fingerprint_tokens(tokens: list[Token], *, sanitized: bool = False) -> str:
     sanitized text's tokens): shorter, and with nothing left to hide unless it has
     placeholders.
     """
-    if sanitized and PLACEHOLDER not in {token.kind for token in tokens}:
+    kinds = {token.kind for token in tokens}
+    if sanitized and PLACEHOLDER not in kinds and PLACEHOLDER_RUN not in kinds:
         normalized = tokens
     else:
         normalized = normalize_tokens(tokens, hide_placeholders=True)
@@ -33,12 +35,13 @@ def fingerprint_tokens(tokens: list[Token], *, sanitized: bool = False) -> str:
     return _digest(" ".join([token.upper or token.text for token in normalized]))
 
 
-def fingerprint(text: str) -> str:
+def fingerprint(text: str, system: str | Dialect | None = None) -> str:
     """16 lowercase hex chars, equal for statements that differ only in literals,
     placeholders, whitespace, comments, keyword/identifier case or IN-list length.
-    Never raises."""
+    ``system`` is the span's ``db.system.name``. Never raises."""
     try:
-        return fingerprint_tokens(tokenize(text[:MAX_STATEMENT_CHARS]))
+        dialect = system if isinstance(system, Dialect) else dialect_for_system(system)
+        return fingerprint_tokens(tokenize(text, dialect))
     except Exception:
         _logger.debug("otel_db: could not fingerprint a statement", exc_info=True)
         return _digest(text[:MAX_STATEMENT_CHARS])

@@ -5,19 +5,27 @@ hex/binary and dollar-quoted literals become ``?``; comments are removed;
 whitespace becomes single spaces; identifiers, keywords and placeholders stay;
 ``IN (?, ?, ?)`` becomes ``IN (?)`` and repeated literal-only ``VALUES`` rows are
 folded into the first one. Anything unterminated is hidden to the end of input.
+The lexical rules are the dialect's (:mod:`otel_db.sql.dialects`), chosen from the
+span's ``db.system.name``; an unknown system gets the union of every dialect's.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Final
 
+from otel_db.sql.dialects import Dialect, dialect_for_system
 from otel_db.sql.tokenizer import (
     LITERAL_KINDS,
+    LITERAL_RUN,
+    MAX_LEX_CHARS,
     NUMBER,
     OPERATOR,
     PLACEHOLDER,
-    QUOTED_IDENT,
+    PLACEHOLDER_RUN,
+    ROW_RUN,
+    RUN_KINDS,
     WORD,
     Token,
     tokenize,
@@ -25,23 +33,23 @@ from otel_db.sql.tokenizer import (
 
 _logger = logging.getLogger(__name__)
 
-#: Statements longer than this many characters are cut before analysis; whatever
-#: was cut is simply absent from the sanitized text.
-MAX_STATEMENT_CHARS: Final = 64 * 1024
+#: Characters of a statement that are read; whatever lies beyond is one ``?``.
+MAX_STATEMENT_CHARS: Final = MAX_LEX_CHARS
+#: Longest sanitized text; a longer one is cut (it holds no literal anywhere).
+MAX_SANITIZED_CHARS: Final = 64 * 1024
 
 #: What :func:`sanitize` returns if something unexpected goes wrong.
 FALLBACK_TEXT: Final = "?"
 
-# Kind given to a token that replaced a literal.
+# Kind given to a token that replaced a literal (and to a rendered literal run).
 HIDDEN: Final = "hidden"
+HIDDEN_RUN: Final = "hidden_run"
 _HIDDEN_TOKEN_TEXT: Final = "?"
 
 _BOOLEAN_WORDS: Final = frozenset({"TRUE", "FALSE"})
 # Tokens that may sit between the items of a literal-only list without making it
 # anything else than a list of literals.
 _LIST_NEUTRAL: Final = frozenset({",", "-", "+", "NULL", "DEFAULT"})
-_COMPARISONS: Final = frozenset({"=", "<>", "!=", "<", ">", "<=", ">="})
-_PATTERN_WORDS: Final = frozenset({"LIKE", "ILIKE", "REGEXP", "RLIKE"})
 
 # After these, "-5" is a negative number rather than a subtraction.
 _UNARY_CONTEXT_WORDS: Final = frozenset(
@@ -60,8 +68,36 @@ _GROUP_OTHER: Final = 0
 
 # What normalize_tokens hides; HIDDEN is included so that normalizing its own
 # output again (to also hide placeholders) gives the same result as one pass.
-_HIDE: Final = LITERAL_KINDS | {HIDDEN}
-_HIDE_WITH_PLACEHOLDERS: Final = _HIDE | {PLACEHOLDER}
+_HIDE: Final = LITERAL_KINDS | {HIDDEN, HIDDEN_RUN}
+_HIDE_WITH_PLACEHOLDERS: Final = _HIDE | {PLACEHOLDER, PLACEHOLDER_RUN}
+
+# Rendering a run token: every literal item becomes "?", placeholders stay.
+_RUN_LITERAL: Final = re.compile(
+    r",\s*(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|'[^'\\]*'|(?i:NULL|TRUE|FALSE))"
+    r"(?=\s*(?:,|\)|\Z))"
+)
+_RUN_SEPARATOR: Final = re.compile(r"\s*,\s*")
+_ROW_ITEM: Final = re.compile(
+    r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|'[^'\\]*'|(?i:NULL|TRUE|FALSE)"
+)
+
+
+def _run_items(text: str) -> int:
+    """Items of a literal run (", 1, 'a,b', 3"): commas outside strings."""
+    return text.count(",") - sum(s.count(",") for s in re.findall(r"'[^']*'", text))
+
+
+def _hidden_run(token: Token, hide_placeholders: bool) -> Token:
+    """A run token as sanitized text: ", ?, ?" (placeholders kept unless hidden)."""
+    kind, text, spaced, _upper = token
+    if kind == ROW_RUN:
+        rendered = _RUN_SEPARATOR.sub(", ", _ROW_ITEM.sub("?", text))
+    elif kind == LITERAL_RUN or hide_placeholders:
+        rendered = ", ?" * _run_items(text)
+        kind = HIDDEN_RUN
+    else:
+        rendered = _RUN_SEPARATOR.sub(", ", _RUN_LITERAL.sub(", ?", text))
+    return tuple.__new__(Token, (kind if kind != LITERAL_RUN else HIDDEN_RUN, rendered, spaced, ""))
 
 
 class _Group:
@@ -72,25 +108,6 @@ class _Group:
         self.kind = kind
         self.pure = True
         self.has_literal = False
-
-
-def _is_value_in_double_quotes(tokens: list[Token], index: int, out: list[Token], group) -> bool:
-    """MySQL (without ANSI_QUOTES) reads ``"x"`` as a string: guess from context."""
-    if index + 1 < len(tokens) and tokens[index + 1].text == ".":
-        return False  # "schema"."table"
-    if not out:
-        return False
-    prev = out[-1]
-    if prev.kind == OPERATOR and prev.text in _COMPARISONS:
-        return True
-    if prev.upper in _PATTERN_WORDS:
-        return True
-    return (
-        group is not None
-        and group.kind != _GROUP_OTHER
-        and prev.kind == OPERATOR
-        and prev.text in ("(", ",")
-    )
 
 
 def _is_unary_sign(out: list[Token]) -> bool:
@@ -120,7 +137,7 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
     hidden_spaced = new(Token, (HIDDEN, _HIDDEN_TOKEN_TEXT, True, ""))
     append = out.append
     neutral = _LIST_NEUTRAL
-    for index, token in enumerate(tokens):
+    for token in tokens:
         kind, text, spaced, upper = token
 
         # The common cases first: plain words and punctuation.
@@ -176,15 +193,20 @@ def normalize_tokens(tokens: list[Token], *, hide_placeholders: bool = False) ->
                 values_anchor = len(out) - 1
             continue
 
-        if (
-            kind in hidden_kinds
-            or kind == WORD  # TRUE / FALSE
-            or (
-                kind == QUOTED_IDENT
-                and text.startswith('"')
-                and _is_value_in_double_quotes(tokens, index, out, group)
-            )
-        ):
+        if kind in RUN_KINDS or kind == HIDDEN_RUN:
+            if kind == ROW_RUN and group is None and len(out) - 1 == values_anchor >= 0:
+                continue  # further rows of literals after a VALUES row: folded
+            if kind != HIDDEN_RUN:
+                token = _hidden_run(token, hide_placeholders)
+            if group is not None:
+                if token.kind == PLACEHOLDER_RUN:
+                    group.pure = False  # placeholders kept
+                else:
+                    group.has_literal = True
+            append(token)
+            continue
+
+        if kind in hidden_kinds or kind == WORD:  # WORD: TRUE / FALSE
             if kind == NUMBER and not spaced and _is_unary_sign(out):
                 spaced = out.pop().spaced  # "-5" is one literal
             token = hidden_spaced if spaced else hidden_token
@@ -202,10 +224,28 @@ def render(tokens: list[Token]) -> str:
     return text[1:] if text.startswith(" ") else text
 
 
-def sanitize(text: str) -> str:
-    """Return ``text`` with every literal replaced by ``?``; never raises."""
+def render_sanitized(normalized: list[Token]) -> str:
+    """The text of :func:`normalize_tokens`' output, at most MAX_SANITIZED_CHARS long.
+
+    A longer one (thousands of placeholders in an ``IN`` list) is rendered with
+    placeholders hidden too, so its lists collapse to ``(?)``, and cut if still long.
+    """
+    text = render(normalized)
+    if len(text) <= MAX_SANITIZED_CHARS:
+        return text
+    text = render(normalize_tokens(normalized, hide_placeholders=True))
+    return text[:MAX_SANITIZED_CHARS]
+
+
+def sanitize(text: str, system: str | Dialect | None = None) -> str:
+    """Return ``text`` with every literal replaced by ``?``; never raises.
+
+    ``system`` is the span's ``db.system.name`` (or a :class:`Dialect`); without
+    it, the union of every dialect's rules applies.
+    """
     try:
-        return render(normalize_tokens(tokenize(text[:MAX_STATEMENT_CHARS])))
+        dialect = system if isinstance(system, Dialect) else dialect_for_system(system)
+        return render_sanitized(normalize_tokens(tokenize(text, dialect)))
     except Exception:  # never let analysis break the application
         _logger.debug("otel_db: could not sanitize a statement", exc_info=True)
         return FALLBACK_TEXT

@@ -4,6 +4,13 @@ Class-level listeners on ``Engine`` see every connection of every engine, sync o
 (an ``AsyncConnection`` runs on its sync ``Connection``), whether the transaction comes
 from ``engine.begin()``, ``Connection.begin()``, autobegin, a ``Session`` or
 ``begin_nested()``. The statement hook tags each statement span with the transaction.
+
+The transaction span is never made the current span: BEGIN and COMMIT happen in
+different frames (often tasks or threads), and a connection or ``Session`` the
+application drops sends no COMMIT/ROLLBACK at all, so an attached context could never be
+reliably detached and would become the parent of unrelated later work. Statements run
+under the span that opened the transaction start under the transaction's innermost span
+instead (:meth:`SQLAlchemyTransactionListener.statement_parent`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from otel_db import attributes as attr
@@ -35,7 +43,7 @@ class SQLAlchemyTransactionListener:
             self._writer.namespace(attributes, facts.namespace)
             self._writer.server(attributes, facts.host, facts.port)
             name = f"TRANSACTION {facts.namespace or facts.system}"
-            self.tracker.begin(conn, name, attributes)
+            self.tracker.begin(conn, name, attributes, make_current=False)
         except Exception as error:
             FAILURES.report("SQLAlchemy transaction begin", error)
 
@@ -81,6 +89,16 @@ class SQLAlchemyTransactionListener:
                     self.tracker.mark_lost(conn)
         except Exception as error:
             FAILURES.report("SQLAlchemy transaction connection loss", error)
+
+    def statement_parent(self, conn: Any) -> Span | None:
+        """``StatementHooks.parent``: the transaction's innermost span, for a statement run
+        under the span that opened the transaction (the application's, usually); a
+        statement run later under another span stays under that one (it is still tagged
+        with the transaction and gets its outcome)."""
+        transaction = self.tracker.current(conn)
+        if transaction is None or trace.get_current_span() is not transaction.opened_under:
+            return None
+        return transaction.innermost.span
 
     def statement_hook(self, span: Span, conn: Any, context: Any, statement: Any, *_: Any) -> None:
         """``StatementHooks.on_start``: tag the statement with its transaction (and note

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
@@ -232,7 +232,14 @@ class TransactionTracker:
     def __init__(self, tracer: trace.Tracer | None = None) -> None:
         self._tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
         self._lock = threading.Lock()
-        self._open: OrderedDict[int, tuple[Hashable, Transaction]] = OrderedDict()
+        # id(key) -> (a weak reference to the key when it has them, else the key). A
+        # connection the application drops without COMMIT/ROLLBACK (a garbage-collected
+        # Session) must not be kept alive (and its pool slot taken) by the tracker: its
+        # transaction ends as unknown once the connection is gone.
+        self._open: OrderedDict[int, tuple[Any, Transaction]] = OrderedDict()
+        # Filled by weak-reference callbacks, which may run inside any code (the cyclic
+        # GC), even with the lock held: settled on the next tracker call instead.
+        self._collected: deque[tuple[int, Any]] = deque()
         self._recent: OrderedDict[str, OutcomeOf] = OrderedDict()
         self._listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         self._listener_refs: tuple[weakref.ref[Any], ...] = ()
@@ -278,10 +285,37 @@ class TransactionTracker:
         return None
 
     def current(self, key: Hashable) -> Transaction | None:
+        if self._collected:
+            self._settle_collected()
         entry = self._open.get(id(key))
-        if entry is None or entry[0] is not key:
+        if entry is None or entry[0]() is not key:
             return None
         return entry[1]
+
+    def _hold(self, key: Hashable) -> Any:
+        try:
+            return weakref.ref(key, self._collected_key)
+        except TypeError:  # no weak references: held as before, until its COMMIT/ROLLBACK
+            return _Strong(key)
+
+    def _collected_key(self, ref: weakref.ref[Any]) -> None:
+        # No lock, no span work here (see _collected): only note it.
+        with contextlib.suppress(Exception):
+            self._collected.append((id(ref), ref))
+
+    def _settle_collected(self) -> None:
+        """End the transactions of connections that were garbage-collected while open."""
+        gone: list[Transaction] = []
+        with self._lock:
+            while self._collected:
+                _, ref = self._collected.popleft()
+                for key_id, (held, transaction) in list(self._open.items()):
+                    if held is ref:
+                        del self._open[key_id]
+                        gone.append(transaction)
+                        break
+        for transaction in gone:
+            self._finish(transaction, attr.OUTCOME_UNKNOWN, None)
 
     def begin(
         self,
@@ -293,6 +327,8 @@ class TransactionTracker:
     ) -> Transaction:
         """Open a transaction on ``key`` (ending a forgotten one there as ``unknown``)."""
         self._settle_orphans()
+        if self._collected:
+            self._settle_collected()
         stale = self._take(key)
         if stale is not None:
             self._finish(stale, attr.OUTCOME_UNKNOWN, None)
@@ -307,8 +343,9 @@ class TransactionTracker:
             transaction_id, _Scope(span, token, None, transaction_id), opened_under
         )
         evicted: list[Transaction] = []
+        held = self._hold(key)
         with self._lock:
-            self._open[id(key)] = (key, transaction)
+            self._open[id(key)] = (held, transaction)
             while len(self._open) > MAX_OPEN_TRANSACTIONS:
                 evicted.append(self._open.popitem(last=False)[1][1])
         for old in evicted:
@@ -368,7 +405,12 @@ class TransactionTracker:
                 attr.TRANSACTION_STATEMENT_COUNT: 0,
             },
         )
-        token = context_api.attach(trace.set_span_in_context(span))
+        # Current only inside a transaction that is itself made current (LIFO with it).
+        token = (
+            context_api.attach(trace.set_span_in_context(span))
+            if transaction.root.token is not None
+            else None
+        )
         transaction.savepoints.append((name, _Scope(span, token, parent, transaction.id)))
         transaction.had_savepoints = True
 
@@ -428,6 +470,8 @@ class TransactionTracker:
 
     def end_all(self, outcome: str = attr.OUTCOME_UNKNOWN) -> None:
         """End every open transaction (process shutdown)."""
+        if self._collected:
+            self._settle_collected()
         with self._lock:
             leftovers = [entry[1] for entry in self._open.values()]
             self._open.clear()
@@ -441,9 +485,11 @@ class TransactionTracker:
     # -- internals ----------------------------------------------------------------
 
     def _take(self, key: Hashable) -> Transaction | None:
+        if self._collected:
+            self._settle_collected()
         with self._lock:
             entry = self._open.get(id(key))
-            if entry is None or entry[0] is not key:
+            if entry is None or entry[0]() is not key:
                 return None
             del self._open[id(key)]
             return entry[1]
@@ -506,6 +552,18 @@ class TransactionTracker:
                     return
                 del self._orphans[id(current)]
             _detach(entry[1])
+
+
+class _Strong:
+    """A key without weak references, held like a dead-or-alive weak reference."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __call__(self) -> Any:
+        return self.key
 
 
 def _detach(token: object) -> None:

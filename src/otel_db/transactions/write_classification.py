@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from otel_db.sql.tokenizer import OPERATOR, QUOTED_IDENT, WORD, tokenize
+from otel_db.sql.tokenizer import DOUBLE_QUOTED, OPERATOR, QUOTED_IDENT, STRING, WORD, tokenize
 
+_MAYBE_QUOTED_NAME: Final = frozenset({QUOTED_IDENT, DOUBLE_QUOTED, STRING})
 #: Statement kinds that read, given no clause below makes them write.
 _READING: Final = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC"})
 #: Transaction control: the scope markers themselves, never a write.
@@ -126,7 +127,9 @@ def _classify(statement: str) -> bool:
                 and not _is_read_only_function(tokens, index)
             ):
                 return True  # a function that may write (nextval, a user's function)
-        elif token.kind == QUOTED_IDENT:
+        elif token.kind in _MAYBE_QUOTED_NAME:
+            # The lexer hides a "..." it cannot tell from a string: as a function name
+            # it is unknown all the same.
             nxt = tokens[index + 1] if index + 1 < len(tokens) else None
             if nxt is not None and nxt.text == "(" and not _is_column_list(tokens, index):
                 return True  # a quoted function name: unknown

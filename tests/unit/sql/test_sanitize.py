@@ -16,15 +16,14 @@ from otel_db.sql.tokenizer import tokenize
         # strings, escapes and prefixes
         ("SELECT * FROM t WHERE a = 'x'", "SELECT * FROM t WHERE a = ?"),
         ("SELECT 'it''s'", "SELECT ?"),
-        ("SELECT 'a\\'b' FROM t", "SELECT ? FROM t"),
-        ("SELECT E'a\\'b', N'x', U&'d\\0061t'", "SELECT ?, ?, ?"),
+        ("SELECT 'a''b' FROM t", "SELECT ? FROM t"),
         ("SELECT $$secret$$, $fn$ body 'x' $fn$", "SELECT ?, ?"),
         # numbers, hex/binary, booleans; NULL stays
         ("SELECT 1, 2.5, .5, 1e10, 3.2E-4", "SELECT ?, ?, ?, ?, ?"),
         ("SELECT X'ff', 0xFF, B'0101', 0b11", "SELECT ?, ?, ?, ?"),
         ("UPDATE t SET a = TRUE, b = false, c = NULL", "UPDATE t SET a = ?, b = ?, c = NULL"),
         # identifiers and placeholders stay
-        ('SELECT "Weird Col", `tick` FROM "s"."t"', 'SELECT "Weird Col", `tick` FROM "s"."t"'),
+        ('SELECT `tick` FROM "s"."t"', 'SELECT `tick` FROM "s"."t"'),
         ("SELECT t1.c2 FROM t1", "SELECT t1.c2 FROM t1"),
         (
             "SELECT * FROM t WHERE a = %s AND b = %(name)s AND c = :c AND d = $1 AND e = ?",
@@ -35,8 +34,6 @@ from otel_db.sql.tokenizer import tokenize
         # comments removed, whitespace normalised
         ("SELECT a -- the 'secret'\nFROM t", "SELECT a FROM t"),
         ("SELECT /* 'x' */ a FROM t", "SELECT a FROM t"),
-        ("SELECT a # mysql comment\nFROM t", "SELECT a FROM t"),
-        ("SELECT data #> '{a}' FROM t", "SELECT data #> ? FROM t"),
         ("SELECT\n\t a ,\n  b\r\nFROM   t", "SELECT a , b FROM t"),
         ("SELECT a/**/FROM t", "SELECT a FROM t"),
         # IN lists and VALUES rows collapse
@@ -76,6 +73,23 @@ from otel_db.sql.tokenizer import tokenize
 )
 def test_sanitize(statement: str, expected: str) -> None:
     assert sanitize(statement) == expected
+
+
+@pytest.mark.parametrize(
+    ("system", "statement", "expected"),
+    [
+        # NO_BACKSLASH_ESCAPES may be on: MySQL reads this both ways too
+        ("mysql", "SELECT 'a\\'b' FROM t", "SELECT ?"),
+        ("mysql", "SELECT 'a\\\\b' FROM t", "SELECT ? FROM t"),
+        (None, "SELECT 'a\\'b' FROM t", "SELECT ?"),  # either reading: hide both
+        ("postgresql", "SELECT E'a\\'b', N'x', U&'d\\0061t'", "SELECT ?, ?, ?"),
+        ("postgresql", 'SELECT "Weird Col" FROM "s"."t"', 'SELECT "Weird Col" FROM "s"."t"'),
+        ("mysql", "SELECT a # mysql comment\nFROM t", "SELECT a FROM t"),
+        ("postgresql", "SELECT data #> '{a}' FROM t", "SELECT data #> ? FROM t"),
+    ],
+)
+def test_sanitize_per_dialect(system, statement: str, expected: str) -> None:
+    assert sanitize(statement, system) == expected
 
 
 def test_long_statements_are_cut_before_analysis() -> None:

@@ -1,0 +1,119 @@
+"""The version matrix: otel_db's suite on the OpenTelemetry and driver versions users get.
+
+    nox -l                      # the sessions
+    nox -s oldest               # one session (the services must run: scripts/test-services.sh)
+    nox -s oldest -- tests/unit # one session, other tests
+    nox                         # every session
+
+Sessions:
+
+- ``oldest``: every requirement at its floor in pyproject.toml (OpenTelemetry 1.45.0 /
+  contrib 0.66b0, SQLAlchemy, drivers): the floors are what this session runs.
+- ``latest``: what ``pip install -U otel-db[all]`` resolves today (the pins decide).
+- ``newest_sdk``: ``latest``, then ``pip install -U`` of the OpenTelemetry SDK, API,
+  proto and exporters as a user would do it, past the pins and even where contrib lags
+  (its exact pins are broken then, as they are for that user). A release that is not
+  in otel_db/compat/verified.py fails tests/unit/test_private_surface.py by name.
+- ``public_paths``: ``latest`` with every private-surface shortcut forced onto its public
+  path (OTEL_DB_TEST_SHORTCUTS=off), as on versions outside the verified set.
+
+``latest`` runs the whole suite; the others run :data:`FOCUSED` (unit tests with the
+private-surface contract, the metrics and export tests, the span pipeline on real
+databases) unless tests are given after ``--``. ``scripts/version-matrix.sh`` is what CI
+runs.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["oldest", "latest", "newest_sdk", "public_paths"]
+nox.options.error_on_missing_interpreters = True
+
+#: Every requirement at the floor pyproject.toml declares.
+OLDEST = [
+    "opentelemetry-api==1.45.0",
+    "opentelemetry-sdk==1.45.0",
+    "opentelemetry-proto==1.45.0",
+    "opentelemetry-exporter-otlp-proto-common==1.45.0",
+    "opentelemetry-exporter-otlp-proto-grpc==1.45.0",
+    "opentelemetry-exporter-otlp-proto-http==1.45.0",
+    "opentelemetry-semantic-conventions==0.66b0",
+    "opentelemetry-instrumentation==0.66b0",
+    "opentelemetry-instrumentation-dbapi==0.66b0",
+    "opentelemetry-instrumentation-sqlite3==0.66b0",
+    "opentelemetry-instrumentation-psycopg2==0.66b0",
+    "opentelemetry-instrumentation-redis==0.66b0",
+    "opentelemetry-instrumentation-asyncpg==0.66b0",
+    "opentelemetry-instrumentation-pymysql==0.66b0",
+    "wrapt==1.16.0",
+    "sqlalchemy==2.0.30",
+    "psycopg2-binary==2.9.9",
+    "redis==5.3.1",
+    "asyncpg==0.29.0",
+    "pymysql==1.1.0",
+]
+
+#: What ``pip install -U opentelemetry-sdk`` (and its siblings) upgrades for a user.
+OPENTELEMETRY_CORE = [
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-proto",
+    "opentelemetry-exporter-otlp-proto-common",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-exporter-otlp-proto-http",
+]
+
+#: The tests the non-default sessions run.
+FOCUSED = [
+    "tests/unit",
+    "tests/integration/test_metrics.py",
+    "tests/integration/test_metrics_delta_export.py",
+    "tests/integration/test_dbapi_metrics.py",
+    "tests/integration/test_one_span_per_statement.py",
+    "tests/integration/test_transaction_sqlite3.py",
+    "tests/integration/test_n_plus_one_workloads.py",
+    "tests/reliability/test_unexportable_span.py",
+]
+
+
+def _show_versions(session: nox.Session) -> None:
+    session.run(
+        "python",
+        "-c",
+        "from otel_db.compat import verified; "
+        "print('installed:', ', '.join(f'{k} {v}' for k, v in verified.installed().items())); "
+        "print('unverified:', verified.unverified() or 'none')",
+    )
+
+
+def _pytest(session: nox.Session, default: list[str]) -> None:
+    _show_versions(session)
+    session.run("python", "-m", "pytest", "-q", *(session.posargs or default))
+
+
+@nox.session
+def oldest(session: nox.Session) -> None:
+    session.install("-e", ".[test]", *OLDEST)
+    _pytest(session, FOCUSED)
+
+
+@nox.session
+def latest(session: nox.Session) -> None:
+    session.install("-U", "-e", ".[test]")
+    _pytest(session, ["tests"])
+
+
+@nox.session
+def newest_sdk(session: nox.Session) -> None:
+    session.install("-U", "-e", ".[test]")
+    # As a user does it: no otel-db on the command line, so its pins are not consulted.
+    session.install("-U", *OPENTELEMETRY_CORE)
+    _pytest(session, FOCUSED)
+
+
+@nox.session
+def public_paths(session: nox.Session) -> None:
+    session.install("-U", "-e", ".[test]")
+    session.env["OTEL_DB_TEST_SHORTCUTS"] = "off"
+    _pytest(session, FOCUSED)
