@@ -164,10 +164,15 @@ class SpanCapture:
 def _instrument_everything() -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
+    from otel_db.instrumentation.connect_spans import ConnectSpanInstrumentor
+    from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
+    from otel_db.instrumentation.pg8000 import Pg8000Instrumentor
     from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
     from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
+    from otel_db.instrumentation.statement_results import StatementResultInstrumentor
+    from otel_db.migrations.alembic_revisions import AlembicRevisionInstrumentor
 
     for instrumentor in (
         SQLAlchemyStatementInstrumentor(),
@@ -175,6 +180,11 @@ def _instrument_everything() -> None:
         Psycopg2StatementInstrumentor(),
         RedisStatementInstrumentor(),
         AsyncPGInstrumentor(),
+        ConnectSpanInstrumentor(),
+        StatementResultInstrumentor(),
+        Pg8000Instrumentor(),
+        MySQLConnectorStatementInstrumentor(),
+        AlembicRevisionInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)

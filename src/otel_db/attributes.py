@@ -18,6 +18,7 @@ DB_QUERY_SUMMARY: Final = "db.query.summary"
 DB_QUERY_PARAMETER_PREFIX: Final = "db.query.parameter."
 DB_RESPONSE_STATUS_CODE: Final = "db.response.status_code"
 DB_OPERATION_BATCH_SIZE: Final = "db.operation.batch.size"
+DB_RESPONSE_RETURNED_ROWS: Final = "db.response.returned_rows"
 DB_CLIENT_CONNECTION_POOL_NAME: Final = "db.client.connection.pool.name"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
@@ -59,6 +60,14 @@ N_PLUS_ONE_DETECTED: Final = "otel_db.n_plus_one.detected"
 N_PLUS_ONE_COUNT: Final = "otel_db.n_plus_one.count"
 N_PLUS_ONE_QUERY: Final = "otel_db.n_plus_one.query"
 QUERY_COUNT: Final = "otel_db.query.count"
+QUERY_TOTAL_MS: Final = "otel_db.query.total_ms"
+
+# otel_db attributes on Alembic revision spans.
+MIGRATION_TOOL: Final = "otel_db.migration.tool"
+MIGRATION_REVISION: Final = "otel_db.migration.revision"
+MIGRATION_DOWN_REVISION: Final = "otel_db.migration.down_revision"
+MIGRATION_DIRECTION: Final = "otel_db.migration.direction"
+MIGRATION_MESSAGE: Final = "otel_db.migration.message"
 
 # Values of otel_db.transaction.outcome.
 OUTCOME_COMMITTED: Final = "committed"
@@ -75,6 +84,7 @@ ERROR_CATEGORIES: Final = (
     "lock_timeout",
     "query_canceled",
     "connection",
+    "authentication",
     "syntax",
     "other",
 )

@@ -28,6 +28,14 @@ OTEL_PYTHON_DB_SANITIZE_QUERIES = "OTEL_PYTHON_DB_SANITIZE_QUERIES"
 Replace literals in ``db.query.text`` with ``?``. Default: true.
 """
 
+OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT = "OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT"
+"""
+.. envvar:: OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT
+
+``false``: no ``db.query.text`` (nor legacy ``db.statement``) on any span, and no
+statement echoed in exported error messages; summary and fingerprint stay. Default: true.
+"""
+
 OTEL_PYTHON_DB_CAPTURE_PARAMETERS = "OTEL_PYTHON_DB_CAPTURE_PARAMETERS"
 """
 .. envvar:: OTEL_PYTHON_DB_CAPTURE_PARAMETERS

@@ -42,6 +42,7 @@ class Settings:
     slow_query_threshold_ms: float = 500.0
     n_plus_one_threshold: int = 5
     sanitize_queries: bool = True
+    capture_query_text: bool = True
     capture_parameters: bool = False
     explain_slow_queries: bool = False
     sqlcommenter: bool = False
@@ -81,6 +82,9 @@ class _Parser:
             ),
             sanitize_queries=self._bool(
                 env.OTEL_PYTHON_DB_SANITIZE_QUERIES, defaults.sanitize_queries
+            ),
+            capture_query_text=self._bool(
+                env.OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT, defaults.capture_query_text
             ),
             capture_parameters=self._bool(
                 env.OTEL_PYTHON_DB_CAPTURE_PARAMETERS, defaults.capture_parameters

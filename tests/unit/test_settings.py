@@ -27,6 +27,7 @@ def test_values_are_parsed():
             "OTEL_PYTHON_DB_N_PLUS_ONE_THRESHOLD": "0",
             "OTEL_PYTHON_DB_SANITIZE_QUERIES": "FALSE",
             "OTEL_PYTHON_DB_CAPTURE_PARAMETERS": "yes",
+            "OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT": "false",
             "OTEL_PYTHON_DB_EXPLAIN_SLOW_QUERIES": "1",
             "OTEL_PYTHON_DB_SQLCOMMENTER": "on",
             "OTEL_PYTHON_DB_TRANSACTION_SPANS": "off",
@@ -39,6 +40,7 @@ def test_values_are_parsed():
     assert settings.n_plus_one_threshold == 0
     assert settings.sanitize_queries is False
     assert settings.capture_parameters is True
+    assert settings.capture_query_text is False
     assert settings.explain_slow_queries is True
     assert settings.sqlcommenter is True
     assert settings.transaction_spans is False

@@ -79,12 +79,14 @@ class _ParentCounts:
         "live",
         "span",
         "total",
+        "total_ns",
     )
 
     def __init__(self, span: Span) -> None:
         self.span = span  # the live application span these counts belong to
         self.live = True  # False once the parent ended or the counts were evicted
         self.total = 0
+        self.total_ns = 0  # summed duration of the counted statements
         self.by_fingerprint: dict[str, int] = {}
         self.detected_count = 0
         # The worst repetition's fingerprint (the object: the same query's fingerprint
@@ -95,6 +97,7 @@ class _ParentCounts:
     def attributes(self) -> dict[str, AttributeValue]:
         """What the parent span reports: the statement count, and the worst repetition."""
         out: dict[str, AttributeValue] = {attr.QUERY_COUNT: self.total}
+        out[attr.QUERY_TOTAL_MS] = self.total_ns / 1e6
         if self.detected_count:
             out[attr.N_PLUS_ONE_DETECTED] = True
             out[attr.N_PLUS_ONE_COUNT] = self.detected_count
@@ -184,13 +187,15 @@ class NPlusOneDetector(SpanEnricher):
             ancestors[span.context.span_id] = ancestor
 
     def on_end(self, draft: SpanDraft) -> None:
-        parent = draft.span.parent
+        span = draft.span
+        parent = span.parent
         attributes = draft.attributes
         updates = self._finish(
             draft.span_id,
             parent.span_id if parent is not None else None,
             draft.kind is SpanKind.CLIENT and _LIBRARY_ISSUED not in attributes,
             attributes,
+            (span.end_time or 0) - (span.start_time or 0),
         )
         if updates:
             draft.set_attributes(updates)
@@ -211,7 +216,11 @@ class NPlusOneDetector(SpanEnricher):
             or _LIBRARY_ISSUED in attributes
         ):
             updates = self._finish(
-                span_id, parent_id, _LIBRARY_ISSUED not in attributes, attributes
+                span_id,
+                parent_id,
+                _LIBRARY_ISSUED not in attributes,
+                attributes,
+                span._end_time - span._start_time,
             )
             if updates:
                 attributes.update(updates)
@@ -219,7 +228,9 @@ class NPlusOneDetector(SpanEnricher):
         # The commonest statement: a later one under a parent that has counts, and
         # neither remembered nor a parent itself.
         with self._lock:
-            flagged = self._count_locked(attributes, counts, fingerprint)
+            flagged = self._count_locked(
+                attributes, counts, fingerprint, span._end_time - span._start_time
+            )
         if flagged:
             attributes[_N_PLUS_ONE] = True
         return None
@@ -230,6 +241,7 @@ class NPlusOneDetector(SpanEnricher):
         parent_id: int | None,
         client: bool,
         attributes: Mapping[str, AttributeValue],
+        duration_ns: int = 0,
     ) -> Mapping[str, AttributeValue] | None:
         """Counts the ended span if it is a statement, and drops what was kept for it;
         what it gets: the N+1 flag, and its own counts if it was a parent."""
@@ -247,7 +259,7 @@ class NPlusOneDetector(SpanEnricher):
             if counts is not None:
                 counts.live = False
             if ancestor is not None and type(fingerprint) is str:
-                flagged = self._count_locked(attributes, ancestor, fingerprint)
+                flagged = self._count_locked(attributes, ancestor, fingerprint, duration_ns)
         if counts is None:
             return _FLAGGED if flagged else None
         updates = counts.attributes()
@@ -260,6 +272,7 @@ class NPlusOneDetector(SpanEnricher):
         attributes: Mapping[str, AttributeValue],
         ancestor: Span | _ParentCounts,
         fingerprint: str,
+        duration_ns: int = 0,
     ) -> bool:
         """Counts the statement for its application span; whether it is part of an N+1 run."""
         if type(ancestor) is _ParentCounts and ancestor.live:
@@ -269,6 +282,7 @@ class NPlusOneDetector(SpanEnricher):
             if counts is None:
                 return False
         counts.total += 1
+        counts.total_ns += duration_ns
         by_fingerprint = counts.by_fingerprint
         seen = by_fingerprint.get(fingerprint, 0) + 1
         if seen == 1 and len(by_fingerprint) >= MAX_FINGERPRINTS_PER_PARENT:

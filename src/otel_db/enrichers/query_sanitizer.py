@@ -29,6 +29,13 @@ EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
+# SQLAlchemy's statement tail, and PostgreSQL's "LINE 3: <echoed statement>": removed
+# with OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false.
+_SA_SQL: Final = re.compile(
+    r"^\[SQL: (?P<sql>.*?)\]$(?=\n\[parameters|\n\(Background|\n*\Z)", re.M | re.S
+)
+STATEMENT_REMOVED: Final = "[SQL: ?]"
+_ECHO_LINE: Final = re.compile(r"^(\s*LINE \d+:).*$", re.M)
 _SQLALCHEMY: Final = "sqlalchemy."
 
 # The parts of a Python traceback that hold code, not values.
@@ -42,10 +49,23 @@ _CHAIN_LINES: Final = frozenset(
 )
 
 
-def scrub_message(message: str, system: str | None = None) -> str:
+def drop_statement_echo(message: str) -> str:
+    """``message`` without the statement SQLAlchemy and PostgreSQL echo in it
+    (``OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false``)."""
+    if "[SQL: " in message:
+        message = _SA_SQL.sub(STATEMENT_REMOVED, message)
+    if "LINE " in message:
+        message = _ECHO_LINE.sub(r"\1 ?", message)
+    return message
+
+
+def scrub_message(message: str, system: str | None = None, keep_statement: bool = True) -> str:
     """``message`` without the values it quotes; SQLAlchemy's statement echo sanitized
-    under ``system``'s rules (the span's ``db.system.name``) and its parameter list
-    removed. Never raises (the library parts never do)."""
+    under ``system``'s rules (the span's ``db.system.name``), or removed unless
+    ``keep_statement``, and its parameter list removed. Never raises (the library parts
+    never do)."""
+    if not keep_statement:
+        message = drop_statement_echo(message)
     return scrub_error_message(message, system)
 
 
@@ -66,10 +86,10 @@ def scrub_stacktrace(stacktrace: str, exception_type: str, scrubbed_message: str
     return "\n".join(out)
 
 
-def _scrub_event(event: Event, system: str | None) -> Event:
+def _scrub_event(event: Event, system: str | None, keep_statement: bool = True) -> Event:
     attributes = dict(event.attributes or {})
     message = attributes.get(EXCEPTION_MESSAGE)
-    scrubbed = scrub_message(message, system) if isinstance(message, str) else ""
+    scrubbed = scrub_message(message, system, keep_statement) if isinstance(message, str) else ""
     if isinstance(message, str):
         attributes[EXCEPTION_MESSAGE] = scrubbed
     stacktrace = attributes.get(EXCEPTION_STACKTRACE)
@@ -95,6 +115,10 @@ class ErrorMessageScrubber(SpanEnricher):
     name = "error-message-scrubber"
     end_filter = EndFilter(troubled_only=True)
 
+    def __init__(self, keep_statement: bool = True) -> None:
+        # False with OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false: echoed statements go too.
+        self.keep_statement = keep_statement
+
     def on_end(self, draft: SpanDraft) -> None:
         span = draft.span
         status = span.status
@@ -109,7 +133,7 @@ class ErrorMessageScrubber(SpanEnricher):
             if event.name == "exception" and (
                 database_span or _is_database_error(event.attributes)
             ):
-                new_events.append(_scrub_event(event, system))
+                new_events.append(_scrub_event(event, system, self.keep_statement))
                 scrubbed_any = True
             else:
                 new_events.append(event)
@@ -117,6 +141,6 @@ class ErrorMessageScrubber(SpanEnricher):
             draft.replace_events(new_events)
         description = status.description
         if description and (database_span or scrubbed_any):
-            scrubbed = scrub_message(description, system)
+            scrubbed = scrub_message(description, system, self.keep_statement)
             if scrubbed != description:
                 draft.set_status(Status(status.status_code, scrubbed))

@@ -68,6 +68,7 @@ MAX_CACHED_RESULTS: Final = 1024
 # by one in on_end: unpacking a map over them costs four times as much).
 _TEXT: Final = attr.DB_QUERY_TEXT
 _LEGACY_TEXT: Final = attr.LEGACY_DB_STATEMENT
+_TEXT_KEYS: Final = (_TEXT, _LEGACY_TEXT)
 _COLLECTION: Final = attr.DB_COLLECTION_NAME
 _OPERATION: Final = attr.DB_OPERATION_NAME
 _NAMESPACE: Final = attr.DB_NAMESPACE
@@ -102,8 +103,11 @@ class QueryShapeEnricher(SpanEnricher):
     name = "query-shape"
     end_filter = EndFilter(client_only=True)
 
-    def __init__(self, sanitize: bool = True) -> None:
+    def __init__(self, sanitize: bool = True, capture_text: bool = True) -> None:
         self.sanitize = sanitize
+        # False (OTEL_PYTHON_DB_CAPTURE_QUERY_TEXT=false): the text is analysed for the
+        # summary and fingerprint, then removed, so no later step or exporter sees it.
+        self.capture_text = capture_text
         self._results: dict[tuple[object, ...], _Result] = {}
 
     def on_end(self, draft: SpanDraft) -> None:
@@ -114,6 +118,9 @@ class QueryShapeEnricher(SpanEnricher):
         attributes = dict(draft.attributes)
         name = self.on_client_end(draft.span, draft.span_id, attributes)
         if attributes != draft.attributes:  # (a span left as it was is not copied)
+            for key in _TEXT_KEYS:
+                if key not in attributes:
+                    draft.remove_attribute(key)
             draft.set_attributes(attributes)
         if name and name != draft.span.name:
             draft.rename(name)
@@ -143,6 +150,9 @@ class QueryShapeEnricher(SpanEnricher):
         updates, name = result
         if updates:
             attributes.update(updates)
+        if not self.capture_text:
+            attributes.pop(_TEXT, None)
+            attributes.pop(_LEGACY_TEXT, None)
         return name
 
     def _first_seen(

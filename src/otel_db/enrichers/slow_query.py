@@ -13,6 +13,9 @@ from otel_db.pipeline.db_span import is_db_client_span
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 
+# The tracer of the ``connect`` spans (otel_db.instrumentation.connect_spans).
+_CONNECT_SPANS = "otel_db.instrumentation.connect_spans"
+
 
 class SlowQueryRule(SpanEnricher):
     """Adds ``otel_db.query.slow`` and the threshold in force to slow statement spans."""
@@ -42,4 +45,7 @@ class SlowQueryRule(SpanEnricher):
         end, start = span.end_time, span.start_time
         if end is None or start is None or end - start < self._threshold_ns:
             return False
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name == _CONNECT_SPANS:
+            return False  # a failed connection attempt is no slow query
         return is_db_client_span(kind, attributes)

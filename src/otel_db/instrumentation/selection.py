@@ -28,6 +28,10 @@ def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[st
         from otel_db.instrumentation.redis import RedisStatementInstrumentor
 
         return RedisStatementInstrumentor
+    if name == "mysql":  # contrib's mysql-connector, plus transactions (issue 18)
+        from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
+
+        return MySQLConnectorStatementInstrumentor
     if name == "sqlite3":
         from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 

@@ -16,6 +16,7 @@ from opentelemetry.trace import Span
 
 from otel_db.enrichers.db_errors import record_error_facts
 from otel_db.explain.slow_select import SlowSelectExplainer
+from otel_db.instrumentation import statement_results
 from otel_db.instrumentation.parameter_capture import capture_statement_parameters
 from otel_db.metrics import operation_duration
 from otel_db.settings import Settings
@@ -85,5 +86,6 @@ def default_hooks(settings: Settings) -> StatementHooks:
 
         hooks.parent = install().statement_parent  # statements under their transaction
     hooks.on_end.append(operation_duration.on_statement_end)  # duration metric (issue 3)
+    hooks.on_end.append(statement_results.on_statement_end)  # returned rows (issue 18)
     hooks.on_error.append(operation_duration.on_statement_error)  # duration metric (issue 3)
     return hooks.freeze()

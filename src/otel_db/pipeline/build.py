@@ -38,10 +38,15 @@ _BSP_DEFAULTS = {
 def build_enrichers(settings: Settings) -> list[SpanEnricher]:
     """The enrichment steps, in the order they run on each span."""
     return [
-        QueryShapeEnricher(settings.sanitize_queries),  # first: later steps see sanitized text
+        # First: later steps see sanitized text (or none, when it is not captured).
+        QueryShapeEnricher(settings.sanitize_queries, settings.capture_query_text),
         ContribParameterEnricher(settings.capture_parameters),  # contrib's parameter string
         DatabaseErrorEnricher(),  # classifies from the raw message, before it is scrubbed
-        *([ErrorMessageScrubber()] if settings.sanitize_queries else []),
+        *(
+            [ErrorMessageScrubber(settings.capture_query_text)]
+            if settings.sanitize_queries or not settings.capture_query_text
+            else []
+        ),
         NPlusOneDetector(settings.n_plus_one_threshold),
         SlowQueryRule(settings.slow_query_threshold_ms),
     ]

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from otel_db.sql import driver_errors
 from otel_db.sql.dialects import Dialect, dialect_for_system
 from otel_db.sql.scrub import scrub
 
@@ -201,6 +202,8 @@ def _facts_of(exc: BaseException) -> ErrorFacts:
     if not sqlstate:
         diag = getattr(exc, "diag", None)
         sqlstate = getattr(diag, "sqlstate", None) if diag is not None else None
+    if not sqlstate:
+        sqlstate = driver_errors.pg8000_sqlstate(exc)
     if isinstance(sqlstate, str) and len(sqlstate) == 5:
         return _facts(sqlstate, category_of_sqlstate(sqlstate), error_type)
 
@@ -350,8 +353,18 @@ def _event_facts(exception_type: str, message: str, depth: int) -> ErrorFacts | 
         errorname = _sqlite_name_from_message(message)
         return _facts(errorname, category_of_sqlite(errorname, message), exception_type)
 
+    if root == "pg8000":
+        code = driver_errors.pg8000_message_sqlstate(message)
+        if code is not None:
+            return _facts(code, category_of_sqlstate(code), exception_type)
+        if name in ("InterfaceError", "OperationalError"):
+            return _facts(None, CONNECTION, exception_type)
+        return _facts(None, OTHER, exception_type)
+
     if root in ("pymysql", "MySQLdb", "mysql", "mariadb"):
-        match = _MYSQL_ERRNO_MESSAGE.match(message)
+        match = _MYSQL_ERRNO_MESSAGE.match(message) or (
+            driver_errors.MYSQL_CONNECTOR_MESSAGE.match(message)
+        )
         if match:
             errno = int(match.group(1))
             return _facts(str(errno), category_of_mysql_errno(errno), exception_type)

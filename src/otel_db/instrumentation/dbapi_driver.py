@@ -1,0 +1,169 @@
+"""A contrib DB-API integration with otel_db's transactions, for drivers that have no
+instrumentor of their own here (pg8000, mysql-connector).
+
+contrib's ``dbapi.wrap_connect`` makes the statement spans (text, operation, server and
+database attributes, duration and returned-rows metrics); the proxies here add what
+psycopg2 and sqlite3 get from their own modules: the transaction the driver opens when
+autocommit is off (a span from the first statement to ``commit()`` / ``rollback()`` /
+``close()`` / ``with conn:``), parent of its statements, with the outcome on each. Under
+SQLAlchemy (instrumentation suppressed) statements go straight to the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.instrumentation.dbapi import (
+    CursorTracer,
+    DatabaseApiIntegration,
+    ObjectProxy,
+    TracedConnectionProxy,
+    TracedCursorProxy,
+)
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from otel_db import attributes as attr
+from otel_db.metrics.interned_histogram import intern_contrib_histograms
+from otel_db.settings import current_settings
+from otel_db.transactions import dbapi_transactions as tx
+
+
+def autocommit_off(connection: Any) -> bool:
+    """pg8000 and mysql-connector: a transaction is open from the first statement on
+    while ``autocommit`` is false (their default)."""
+    return not getattr(connection, "autocommit", False)
+
+
+class DriverCursorProxy(TracedCursorProxy):
+    """contrib's traced cursor, telling the transaction tracker about each statement."""
+
+    def __init__(self, cursor: Any, integration: DriverIntegration, connection: Any) -> None:
+        ObjectProxy.__init__(self, cursor)
+        self._self_integration = integration
+        self._self_cursor_tracer = CursorTracer(integration)
+        self._self_connection = connection
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return self.__wrapped__.execute(*args, **kwargs)
+        return self._otel_db_run(super().execute, args, kwargs)
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return self.__wrapped__.executemany(*args, **kwargs)
+        return self._otel_db_run(super().executemany, args, kwargs)
+
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        if not is_instrumentation_enabled():
+            return self.__wrapped__.callproc(*args, **kwargs)
+        return self._otel_db_run(super().callproc, args, kwargs)
+
+    def _otel_db_run(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        integration = self._self_integration
+        connection = self._self_connection
+        tokens = tx.enter_statement(
+            connection,
+            integration.system_attributes(),
+            integration.opens_transaction,
+            current_settings().transaction_spans,
+        )
+        try:
+            return method(*args, **kwargs)
+        finally:
+            tx.exit_statement(tokens, connection, False)
+
+
+class DriverConnectionProxy(TracedConnectionProxy):
+    """contrib's traced connection, ending the tracked transaction with the driver's."""
+
+    def __init__(self, connection: Any, integration: DriverIntegration) -> None:
+        super().__init__(connection, integration)
+        self._self_otel_db_integration = integration  # (not contrib's private field)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return DriverCursorProxy(
+            self.__wrapped__.cursor(*args, **kwargs),
+            self._self_otel_db_integration,
+            self.__wrapped__,
+        )
+
+    def commit(self) -> None:
+        self._otel_db_end(self.__wrapped__.commit, attr.OUTCOME_COMMITTED)
+
+    def rollback(self) -> None:
+        self._otel_db_end(self.__wrapped__.rollback, attr.OUTCOME_ROLLED_BACK)
+
+    def close(self) -> None:
+        # The server rolls back what is still open on a closed connection.
+        self._otel_db_end(self.__wrapped__.close, attr.OUTCOME_ROLLED_BACK)
+
+    def _otel_db_end(self, method: Callable[[], Any], outcome: str) -> None:
+        connection = self.__wrapped__
+        try:
+            method()
+        except Exception:
+            tx.ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        tx.ended(connection, outcome)
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> Any:
+        connection = self.__wrapped__
+        try:
+            result = connection.__exit__(exc_type, *rest)
+        except Exception:
+            tx.ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        # pg8000 and mysql-connector close the connection at the end of ``with``
+        # without committing: what was open is rolled back by the server.
+        tx.ended(connection, self._self_otel_db_integration.exit_outcome(exc_type))
+        return result
+
+
+class DriverIntegration(DatabaseApiIntegration):
+    """contrib's integration with the connect-time facts read from the connect call
+    (``connect_facts``) when the connection object does not expose them."""
+
+    #: (args, kwargs) of the connect call -> {"database", "host", "port", "user"}.
+    connect_facts: Callable[[tuple[Any, ...], Mapping[str, Any]], dict[str, Any]] | None = None
+    opens_transaction: Callable[[Any], bool] = staticmethod(autocommit_off)  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        intern_contrib_histograms(self)
+        self._system: dict[str, Any] | None = None
+
+    def exit_outcome(self, exc_type: Any) -> str:
+        return attr.OUTCOME_ROLLED_BACK
+
+    def system_attributes(self) -> dict[str, Any]:
+        if self._system is None:
+            system: dict[str, Any] = {attr.DB_SYSTEM_NAME: self.database_system}
+            if self.database:
+                system[attr.DB_NAMESPACE] = self.database
+            system.update(
+                {k: v for k, v in self.span_attributes.items() if k.startswith("server.")}
+            )
+            self._system = system
+        return self._system
+
+    def wrapped_connection(
+        self, connect_method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[Any, Any]
+    ) -> DriverConnectionProxy:
+        connection = connect_method(*args, **kwargs)
+        if self.connect_facts is not None:
+            self.get_connection_attributes(_Facts(self.connect_facts(args, kwargs)))
+        else:
+            self.get_connection_attributes(connection)
+        return DriverConnectionProxy(connection, self)
+
+
+class _Facts:
+    """An object with the attributes contrib's ``get_connection_attributes`` reads."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        self.__dict__.update({k: v for k, v in facts.items() if v is not None})

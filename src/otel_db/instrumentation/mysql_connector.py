@@ -1,0 +1,68 @@
+"""mysql-connector-python: contrib's instrumentor, with otel_db's transactions.
+
+contrib's ``mysql`` instrumentation makes the statement spans; the connection and
+cursor proxies of :mod:`otel_db.instrumentation.dbapi_driver` add the transaction the
+driver's default (autocommit off) opens. Its errors (``1062 (23000): Duplicate
+entry ...``) are classified by number, like pymysql's (see
+:mod:`otel_db.sql.driver_errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.instrumentation import dbapi
+from opentelemetry.instrumentation.mysql import MySQLInstrumentor
+from opentelemetry.instrumentation.mysql.version import __version__
+
+from otel_db.instrumentation.dbapi_driver import DriverConnectionProxy, DriverIntegration
+
+# Servers that accept query attributes: MySQL 8.0.23 and later (MariaDB never does).
+_QUERY_ATTRIBUTES_SINCE = (8, 0, 23)
+
+
+def _keeps_quiet(connection: Any) -> None:
+    """mysql-connector sends the current span's traceparent as a query attribute on
+    every statement, and warns ``This version of the server does not support Query
+    Attributes`` on each against MariaDB or an older MySQL. With contrib's span
+    current around every statement that warning would appear only because the driver
+    is traced, so the propagation is turned off for servers that cannot take it."""
+    try:
+        # (the properties; their get_* twins are deprecated in recent versions)
+        info = str(getattr(connection, "server_info", "") or "")
+        version = tuple(getattr(connection, "server_version", ()) or ())
+        if "mariadb" in info.lower() or version < _QUERY_ATTRIBUTES_SINCE:
+            connection.otel_context_propagation = False
+    except Exception:
+        return
+
+
+class _MySQLConnectorIntegration(DriverIntegration):
+    def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
+        proxy: DriverConnectionProxy = super().wrapped_connection(connect_method, args, kwargs)
+        _keeps_quiet(proxy.__wrapped__)
+        return proxy
+
+
+class MySQLConnectorStatementInstrumentor(MySQLInstrumentor):
+    """contrib's mysql-connector instrumentor plus transactions."""
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import mysql.connector
+
+        dbapi.wrap_connect(
+            "opentelemetry.instrumentation.mysql",
+            mysql.connector,
+            "connect",
+            self._DATABASE_SYSTEM,
+            self._CONNECTION_ATTRIBUTES,
+            version=__version__,
+            tracer_provider=kwargs.get("tracer_provider"),
+            db_api_integration_factory=_MySQLConnectorIntegration,
+            enable_commenter=kwargs.get("enable_commenter", False),
+            commenter_options=kwargs.get("commenter_options", {}),
+            enable_attribute_commenter=kwargs.get("enable_attribute_commenter", False),
+        )
+
+
+__all__ = ["MySQLConnectorStatementInstrumentor"]
