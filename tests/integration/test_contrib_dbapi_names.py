@@ -94,3 +94,26 @@ def test_a_mariadb_connection_is_mariadb_from_its_first_statement(tmp_path):
                             for p in metric["data"]["data_points"]
                         }
     assert systems == {"mariadb"}
+
+
+@pytest.mark.mariadb
+def test_mariadb_is_recognised_without_a_deprecated_driver_call():
+    """mysql-connector deprecates ``get_server_info()``: otel_db reads the server's
+    version from plain attributes, so no warning of its making reaches the app."""
+    import warnings
+
+    import mysql.connector
+    import pymysql
+
+    from otel_db.instrumentation.contrib_dbapi import is_mariadb_server
+    from tests.conftest import MARIADB
+
+    params = {key: MARIADB[key] for key in ("host", "port", "user", "password", "database")}
+    for connect in (mysql.connector.connect, pymysql.connect):
+        connection = connect(**params)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                assert is_mariadb_server(connection) is True, connect
+        finally:
+            connection.close()

@@ -16,7 +16,8 @@ and both go into the ``db.client.operation.duration`` metric as well as the span
   run on the driver) said ``mysql`` and the later ones ``mariadb``. contrib builds one
   ``DatabaseApiIntegration`` per connection and reads the connection in its public
   ``get_connection_attributes``: there the server's own version string (the driver's
-  public ``get_server_info()``, known from the handshake, no round trip) decides.
+  public ``server_info``/``server_version``, known from the handshake, no round trip)
+  decides.
 
 Both are installed once, by the distro, and cost nothing per statement beyond one
 function call for the operation name.
@@ -59,8 +60,18 @@ def normalize_contrib_operation_names() -> bool:
 def is_mariadb_server(connection: Any) -> bool:
     """Whether a MySQL-protocol DB-API connection talks to MariaDB (never raises)."""
     try:
-        server_info = getattr(connection, "get_server_info", None)
-        info = server_info() if callable(server_info) else getattr(connection, "server_version", "")
+        # Plain attributes first: mysql-connector's ``server_info`` and pymysql's
+        # ``server_version`` strings. mysql-connector deprecates ``get_server_info()``,
+        # and a warning of our making must not reach the application.
+        info: Any = None
+        for name in ("server_info", "server_version"):
+            value = getattr(connection, name, None)
+            if isinstance(value, (str, bytes)):
+                info = value
+                break
+        if info is None:
+            server_info = getattr(connection, "get_server_info", None)  # mysqlclient
+            info = server_info() if callable(server_info) else ""
         if isinstance(info, bytes):
             info = info.decode("utf-8", "replace")
         return isinstance(info, str) and "mariadb" in info.lower()
