@@ -74,7 +74,7 @@ class DriverCursorProxy(TracedCursorProxy):
             tx.exit_statement(tokens, connection, False)
 
 
-class DriverConnectionProxy(TracedConnectionProxy):
+class DriverConnectionProxy(tx.EndsTransactions, TracedConnectionProxy):
     """contrib's traced connection, ending the tracked transaction with the driver's."""
 
     def __init__(self, connection: Any, integration: DriverIntegration) -> None:
@@ -88,40 +88,10 @@ class DriverConnectionProxy(TracedConnectionProxy):
             self.__wrapped__,
         )
 
-    def commit(self) -> None:
-        self._otel_db_end(self.__wrapped__.commit, attr.OUTCOME_COMMITTED)
-
-    def rollback(self) -> None:
-        self._otel_db_end(self.__wrapped__.rollback, attr.OUTCOME_ROLLED_BACK)
-
-    def close(self) -> None:
-        # The server rolls back what is still open on a closed connection.
-        self._otel_db_end(self.__wrapped__.close, attr.OUTCOME_ROLLED_BACK)
-
-    def _otel_db_end(self, method: Callable[[], Any], outcome: str) -> None:
-        connection = self.__wrapped__
-        try:
-            method()
-        except Exception:
-            tx.ended(connection, attr.OUTCOME_UNKNOWN)
-            raise
-        tx.ended(connection, outcome)
-
-    def __enter__(self) -> Any:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> Any:
-        connection = self.__wrapped__
-        try:
-            result = connection.__exit__(exc_type, *rest)
-        except Exception:
-            tx.ended(connection, attr.OUTCOME_UNKNOWN)
-            raise
+    def _otel_db_exit_outcome(self, exc_type: Any) -> str:
         # pg8000 and mysql-connector close the connection at the end of ``with``
         # without committing: what was open is rolled back by the server.
-        tx.ended(connection, self._self_otel_db_integration.exit_outcome(exc_type))
-        return result
+        return self._self_otel_db_integration.exit_outcome(exc_type)
 
 
 class DriverIntegration(DatabaseApiIntegration):

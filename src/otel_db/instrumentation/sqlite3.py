@@ -161,7 +161,10 @@ class _SQLite3CursorProxy(TracedCursorProxy):
                 _settle(connection, statement, self._self_system)
 
 
-class _SQLite3ConnectionProxy(TracedConnectionProxy):
+class _SQLite3ConnectionProxy(tx.EndsTransactions, TracedConnectionProxy):
+    """``with conn:`` commits on success and rolls back on an exception (sqlite3's own
+    rule, the mixin's default)."""
+
     def __init__(self, connection: Any, integration: DatabaseApiIntegration) -> None:
         super().__init__(connection, integration)
         system: dict[str, Any] = {attr.DB_SYSTEM_NAME: _DATABASE_SYSTEM}
@@ -200,40 +203,6 @@ class _SQLite3ConnectionProxy(TracedConnectionProxy):
         finally:
             if current_settings().transaction_spans:
                 _settle(connection, "", self._self_system)
-
-    def commit(self) -> None:
-        self._otel_db_end(self.__wrapped__.commit, attr.OUTCOME_COMMITTED)
-
-    def rollback(self) -> None:
-        self._otel_db_end(self.__wrapped__.rollback, attr.OUTCOME_ROLLED_BACK)
-
-    def close(self) -> None:
-        # SQLite rolls back what is still open on a closed connection.
-        self._otel_db_end(self.__wrapped__.close, attr.OUTCOME_ROLLED_BACK)
-
-    def _otel_db_end(self, method: Callable[[], Any], outcome: str) -> None:
-        connection = self.__wrapped__
-        try:
-            method()
-        except Exception:
-            tx.ended(connection, attr.OUTCOME_UNKNOWN)
-            raise
-        tx.ended(connection, outcome)
-
-    def __enter__(self) -> Any:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> Any:
-        connection = self.__wrapped__
-        try:
-            result = connection.__exit__(exc_type, *rest)
-        except Exception:
-            tx.ended(connection, attr.OUTCOME_UNKNOWN)
-            raise
-        # ``with conn:`` commits on success and rolls back on an exception.
-        tx.ended(connection, attr.OUTCOME_ROLLED_BACK if exc_type else attr.OUTCOME_COMMITTED)
-        return result
 
 
 def _database_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

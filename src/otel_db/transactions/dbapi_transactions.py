@@ -128,3 +128,48 @@ def is_open(connection: Any) -> bool:
         return default_tracker().current(connection) is not None
     except Exception:
         return False
+
+
+class EndsTransactions:
+    """Mixin for a DB-API connection proxy (``__wrapped__``: the driver's connection):
+    ``commit``, ``rollback``, ``close`` and ``with`` end the tracked transaction with
+    the outcome they had; a call that raises leaves it ``unknown``."""
+
+    __wrapped__: Any
+
+    def commit(self) -> None:
+        self._otel_db_end(self.__wrapped__.commit, attr.OUTCOME_COMMITTED)
+
+    def rollback(self) -> None:
+        self._otel_db_end(self.__wrapped__.rollback, attr.OUTCOME_ROLLED_BACK)
+
+    def close(self) -> None:
+        # The database rolls back what is still open on a closed connection.
+        self._otel_db_end(self.__wrapped__.close, attr.OUTCOME_ROLLED_BACK)
+
+    def _otel_db_end(self, method: Callable[[], Any], outcome: str) -> None:
+        connection = self.__wrapped__
+        try:
+            method()
+        except Exception:
+            ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        ended(connection, outcome)
+
+    def _otel_db_exit_outcome(self, exc_type: Any) -> str:
+        """What leaving ``with connection:`` did to the open transaction."""
+        return attr.OUTCOME_ROLLED_BACK if exc_type else attr.OUTCOME_COMMITTED
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> Any:
+        connection = self.__wrapped__
+        try:
+            result = connection.__exit__(exc_type, *rest)
+        except Exception:
+            ended(connection, attr.OUTCOME_UNKNOWN)
+            raise
+        ended(connection, self._otel_db_exit_outcome(exc_type))
+        return result
