@@ -319,7 +319,14 @@ def test_redis_retries_are_attempts(spans):
     from redis.retry import Retry
 
     port = free_port()
-    client = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 2))
+    # retry_on_error: redis-py 5 retries nothing without it (6+ retries connection
+    # errors by default).
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        retry=Retry(NoBackoff(), 2),
+        retry_on_error=[redis.ConnectionError],
+    )
     with contextlib.closing(client), pytest.raises(redis.ConnectionError):
         client.get("otel_db:connect:key")
     attempts = connect_spans(spans)
