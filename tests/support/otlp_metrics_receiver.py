@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+from tests.support.otlp_http_server import OtlpHttpServer
 
 
 def _operation(point: object) -> str | None:
@@ -22,38 +22,23 @@ class OtlpHttpMetricsReceiver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
-        receiver = self
+        self._http = OtlpHttpServer(
+            "/v1/metrics",
+            metrics_service_pb2.ExportMetricsServiceRequest,
+            metrics_service_pb2.ExportMetricsServiceResponse(),
+            self._record,
+        )
+        self.port = self._http.port
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path != "/v1/metrics":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                request = metrics_service_pb2.ExportMetricsServiceRequest()
-                request.ParseFromString(body)
-                with receiver._lock:
-                    receiver._requests.append(request)
-                payload = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _record(
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, headers: dict[str, str]
+    ) -> None:
+        with self._lock:
+            self._requests.append(request)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._http.endpoint
 
     @property
     def requests(self) -> list[metrics_service_pb2.ExportMetricsServiceRequest]:
@@ -85,9 +70,8 @@ class OtlpHttpMetricsReceiver:
         return out
 
     def __enter__(self) -> OtlpHttpMetricsReceiver:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
