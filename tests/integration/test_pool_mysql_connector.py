@@ -96,8 +96,9 @@ def test_exhaustion_is_recorded_and_the_app_gets_pool_error(spans):
         pool_name=unique("otel_db_mycp"), pool_size=1, **MARIADB
     )
     held = pool.get_connection()
-    with trace.get_tracer("t").start_as_current_span("handler"), pytest.raises(
-        mysql.connector.errors.PoolError
+    with (
+        trace.get_tracer("t").start_as_current_span("handler"),
+        pytest.raises(mysql.connector.errors.PoolError),
     ):
         pool.get_connection()
     held.close()
