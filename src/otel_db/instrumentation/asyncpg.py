@@ -35,6 +35,8 @@ from otel_db.sql.analysis import analyze_statement
 
 _ROW_METHODS: Final = ("execute", "fetch", "fetchrow", "fetchval")
 _METHODS: Final = (*_ROW_METHODS, "executemany")
+#: The instrumentation scope of contrib's asyncpg spans (its tracer's name).
+_CONTRIB_SCOPE: Final = "opentelemetry.instrumentation.asyncpg"
 
 
 def returned_rows(method: str, statement: object, result: Any) -> int | None:
@@ -65,7 +67,7 @@ def _wrapper(method: str) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         span = get_current_span()  # contrib's statement span
-        if not span.is_recording():
+        if not span.is_recording() or not _contribs(span):
             return await wrapped(*args, **kwargs)
         if many:
             _record_batch(span, args, kwargs)
@@ -85,6 +87,13 @@ def _wrapper(method: str) -> Any:
         return result
 
     return run
+
+
+def _contribs(span: Span) -> bool:
+    """Whether ``span`` is contrib's asyncpg statement span: never the application's
+    (were contrib ever to wrap elsewhere, otel_db's wrapper would run outside its span)."""
+    scope = getattr(span, "instrumentation_scope", None)
+    return getattr(scope, "name", None) == _CONTRIB_SCOPE
 
 
 def _record_batch(span: Span, args: tuple[Any, ...], kwargs: Any) -> None:
