@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_db import attributes as attr
+from tests.integration.test_metrics import _metrics, reader  # noqa: F401
 
 tracer = trace.get_tracer(__name__)
 PG = {"user": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test"}
@@ -139,3 +140,23 @@ def test_native_close_rolls_back_the_open_transaction(spans, table):
     (transaction,) = transactions(spans)
     # nothing that can write ran: the rollback lost nothing
     assert transaction.attributes[attr.TRANSACTION_OUTCOME] == attr.OUTCOME_RELEASED
+
+
+@pytest.mark.postgres
+def test_native_operation_duration_metric(spans, native, reader):  # noqa: F811
+    native.run("SELECT 1 AS otel_db_native_metric")
+    with pytest.raises(pg8000.native.DatabaseError):
+        native.run("SELECT * FROM otel_db_native_missing_table")
+    (metric,) = [
+        m for name, m in _metrics(reader).items() if name == "db.client.operation.duration"
+    ]
+    points = [
+        p for p in metric.data.data_points if p.attributes.get(attr.DB_SYSTEM_NAME) == "postgresql"
+    ]
+    ok = [p for p in points if attr.ERROR_TYPE not in p.attributes]
+    failed = [p for p in points if attr.ERROR_TYPE in p.attributes]
+    assert sum(p.count for p in ok) == 1
+    assert ok[0].attributes[attr.DB_OPERATION_NAME] == "SELECT"
+    assert ok[0].attributes[attr.SERVER_PORT] == 5432
+    assert sum(p.count for p in failed) == 1
+    assert failed[0].attributes[attr.ERROR_TYPE] == "DatabaseError"

@@ -5,7 +5,8 @@ the statement span itself, with the attributes contrib's DB-API spans carry (sys
 namespace, server, statement text); the pipeline then sanitizes the text and adds the
 summary, fingerprint, slow flag and N+1 facts as for every other driver. Failures are
 classified from the exception object (SQLSTATE from pg8000's error fields). Rows: the
-statement's ``row_count`` when it returned rows (``run`` returned a list).
+statement's ``row_count`` when it returned rows (``run`` returned a list). Each statement
+is recorded in ``db.client.operation.duration``, as SQLAlchemy's are.
 
 Transactions: the native interface has no autocommit switch and no public transaction
 status; a transaction is whatever the application opens with ``BEGIN`` / ``START
@@ -22,6 +23,7 @@ kept in a weak map: nothing is stored on the application's connection.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any, Final
 
@@ -34,8 +36,10 @@ from opentelemetry.util.types import AttributeValue
 from otel_db import attributes as attr
 from otel_db.enrichers.db_errors import error_attributes
 from otel_db.instrumentation.semconv import DatabaseAttributeWriter
+from otel_db.metrics import operation_duration
 from otel_db.pipeline.containment import FAILURES
 from otel_db.settings import current_settings
+from otel_db.sql.analysis import analyze_statement
 from otel_db.sql.errors import classify_exception
 from otel_db.transactions import dbapi_transactions as tx
 from otel_db.version import __version__
@@ -123,6 +127,8 @@ class _NativeTracer:
         span_attributes = dict(attributes)
         if isinstance(statement, str):
             self.writer.statement(span_attributes, statement)
+            # (known at the start, as on SQLAlchemy's spans: the duration metric has it)
+            self.writer.operation(span_attributes, analyze_statement(statement, _SYSTEM).operation)
         return self.tracer.start_span(
             first or _SYSTEM, kind=SpanKind.CLIENT, attributes=span_attributes
         )
@@ -140,16 +146,20 @@ class _NativeTracer:
 
     @staticmethod
     def _end(span: Any, error: BaseException | None) -> None:
+        end_time = time.time_ns()
         try:
-            if error is not None and isinstance(error, Exception) and span.is_recording():
+            if error is None:
+                operation_duration.on_statement_end(span, None, None, None, None, None, end_time)
+            elif isinstance(error, Exception) and span.is_recording():
                 facts = classify_exception(error)
                 span.record_exception(error)
                 span.set_attributes(error_attributes(facts))
                 span.set_status(Status(StatusCode.ERROR, facts.error_type))
+                operation_duration.on_statement_error(span, error)
         except Exception as failure:
-            FAILURES.report("pg8000 native statement error", failure)
+            FAILURES.report("pg8000 native statement end", failure)
         finally:
-            span.end()
+            span.end(end_time)
 
     @staticmethod
     def _settle(tokens: Any, connection: Any, first: str, second: str, error: Any) -> None:
