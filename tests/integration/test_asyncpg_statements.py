@@ -41,17 +41,31 @@ def test_asyncpg_returned_rows_and_batch_size(spans):
             )
             value = await connection.fetchval(f"SELECT email AS otel_val FROM {table} WHERE id = 1")
             status = await connection.execute(f"SELECT id AS otel_exec FROM {table}")
+            prepared = await connection.prepare(
+                f"SELECT id AS otel_prep FROM {table} WHERE id < $1"
+            )
+            assert len(await prepared.fetch(3)) == 2
+            insert = await connection.prepare(f"INSERT INTO {table} VALUES ($1, 'p')")
+            await insert.executemany([(20,), (21,), (22,), (23,)])
             return len(many), one["otel_row"], none, value, status
         finally:
             await connection.close()
 
     assert asyncio.run(run()) == (3, 2, None, "a", "SELECT 5")
-    expected = {"otel_fetch": 3, "otel_row": 1, "otel_none": 0, "otel_val": 1, "otel_exec": 5}
+    expected = {
+        "otel_fetch": 3,
+        "otel_row": 1,
+        "otel_none": 0,
+        "otel_val": 1,
+        "otel_exec": 5,
+        "otel_prep": 2,
+    }
     for alias, rows in expected.items():
         (span,) = by_text(spans, alias)
         assert span.attributes[attr.DB_RESPONSE_RETURNED_ROWS] == rows, alias
-    listed, generated = by_text(spans, f"INSERT INTO {table}")
+    listed, generated, prepared_many = by_text(spans, f"INSERT INTO {table}")
     assert listed.attributes[attr.DB_OPERATION_BATCH_SIZE] == 3
+    assert prepared_many.attributes[attr.DB_OPERATION_BATCH_SIZE] == 4
     assert attr.DB_OPERATION_BATCH_SIZE not in generated.attributes  # never consumed
     (create,) = by_text(spans, "CREATE TEMP TABLE")
     assert attr.DB_RESPONSE_RETURNED_ROWS not in create.attributes

@@ -1,7 +1,8 @@
 """asyncpg: contrib's statement spans, plus returned rows, batch sizes and EXPLAIN.
 
 contrib wraps ``Connection.execute``/``executemany``/``fetch``/``fetchval``/``fetchrow``
-and starts its span inside that wrapper. otel_db wraps the same public methods first,
+(and ``PreparedStatement``'s ``fetch``/``fetchrow``/``fetchval``/``executemany``) and
+starts its span inside that wrapper. otel_db wraps the same public methods first,
 so contrib's wrapper ends up around otel_db's: otel_db's code runs with contrib's span
 current, after the statement returned and before the span ends, without reaching into
 contrib. What is known without fetching anything more than the application did:
@@ -11,8 +12,8 @@ contrib. What is known without fetching anything more than the application did:
   ``execute`` of a single SELECT: the count in its ``SELECT n`` status.
 - ``executemany``: ``db.operation.batch.size``, the length of its argument list or tuple
   (an iterator is never consumed).
-- With ``OTEL_PYTHON_DB_EXPLAIN_SLOW_QUERIES``: a slow single SELECT's plan, see
-  :mod:`otel_db.explain.raw_statements`.
+- With ``OTEL_PYTHON_DB_EXPLAIN_SLOW_QUERIES``: a slow single SELECT's plan (the
+  ``Connection`` methods only), see :mod:`otel_db.explain.raw_statements`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from otel_db.sql.analysis import analyze_statement
 
 _ROW_METHODS: Final = ("execute", "fetch", "fetchrow", "fetchval")
 _METHODS: Final = (*_ROW_METHODS, "executemany")
+_PREPARED_METHODS: Final = ("fetch", "fetchrow", "fetchval", "executemany")
 #: The instrumentation scope of contrib's asyncpg spans (its tracer's name).
 _CONTRIB_SCOPE: Final = "opentelemetry.instrumentation.asyncpg"
 
@@ -60,8 +62,11 @@ def returned_rows(method: str, statement: object, result: Any) -> int | None:
     return int(count)
 
 
-def _wrapper(method: str) -> Any:
+def _wrapper(method: str, prepared: bool = False) -> Any:
+    """``Connection.<method>``'s wrapper, or ``PreparedStatement.<method>``'s (whose
+    arguments come without the statement; they get rows and batch sizes, no plan)."""
     many = method == "executemany"
+    rows_at = 0 if prepared else 1  # executemany's argument list
 
     async def run(wrapped: Any, connection: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
@@ -70,17 +75,18 @@ def _wrapper(method: str) -> Any:
         if not span.is_recording() or not _contribs(span):
             return await wrapped(*args, **kwargs)
         if many:
-            _record_batch(span, args, kwargs)
+            _record_batch(span, args[rows_at] if len(args) > rows_at else kwargs.get("args"))
             return await wrapped(*args, **kwargs)
         explainer = raw_explainer(current_settings())
-        start = time.perf_counter_ns() if explainer.enabled else 0
+        explain = explainer.enabled and not prepared
+        start = time.perf_counter_ns() if explain else 0
         result = await wrapped(*args, **kwargs)
         try:
-            statement = args[0] if args else kwargs.get("query")
+            statement = None if prepared else args[0] if args else kwargs.get("query")
             rows = returned_rows(method, statement, result)
             if rows is not None:
                 DEFERRED.add(span, {attr.DB_RESPONSE_RETURNED_ROWS: rows})
-            if explainer.enabled:
+            if explain:
                 await _explain(explainer, span, connection, statement, args, start)
         except Exception as error:
             FAILURES.report("asyncpg returned rows / explain", error)
@@ -96,9 +102,9 @@ def _contribs(span: Span) -> bool:
     return getattr(scope, "name", None) == _CONTRIB_SCOPE
 
 
-def _record_batch(span: Span, args: tuple[Any, ...], kwargs: Any) -> None:
+def _record_batch(span: Span, rows: Any) -> None:
     try:
-        size = batch_size(args[1] if len(args) > 1 else kwargs.get("args"))
+        size = batch_size(rows)
         if size is not None:
             DEFERRED.add(span, {attr.DB_OPERATION_BATCH_SIZE: size})
     except Exception as error:
@@ -123,18 +129,29 @@ class AsyncpgStatementInstrumentor(AsyncPGInstrumentor):
     _instance = None  # (BaseInstrumentor keeps one instance per class; not contrib's)
 
     def _instrument(self, **kwargs: Any) -> None:
+        import asyncpg.prepared_stmt
+
         for method in _METHODS:
             wrapt.wrap_function_wrapper(
                 "asyncpg.connection", f"Connection.{method}", _wrapper(method)
             )
+        for method in _PREPARED_METHODS:
+            if hasattr(asyncpg.prepared_stmt.PreparedStatement, method):
+                wrapt.wrap_function_wrapper(
+                    "asyncpg.prepared_stmt", f"PreparedStatement.{method}", _wrapper(method, True)
+                )
         super()._instrument(**kwargs)  # contrib's wrappers go around otel_db's
 
     def _uninstrument(self, **kwargs: Any) -> None:
         super()._uninstrument(**kwargs)
         import asyncpg.connection
+        import asyncpg.prepared_stmt
 
         for method in _METHODS:
             unwrap(asyncpg.connection.Connection, method)
+        for method in _PREPARED_METHODS:
+            if hasattr(asyncpg.prepared_stmt.PreparedStatement, method):
+                unwrap(asyncpg.prepared_stmt.PreparedStatement, method)
 
 
 __all__ = ["AsyncpgStatementInstrumentor", "returned_rows"]
