@@ -162,8 +162,7 @@ class SpanCapture:
 
 
 def _instrument_everything() -> None:
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
+    from otel_db.instrumentation.asyncpg import AsyncpgStatementInstrumentor
     from otel_db.instrumentation.connect_spans import ConnectSpanInstrumentor
     from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
     from otel_db.instrumentation.pg8000 import Pg8000Instrumentor
@@ -179,7 +178,7 @@ def _instrument_everything() -> None:
         SQLite3StatementInstrumentor(),
         Psycopg2StatementInstrumentor(),
         RedisStatementInstrumentor(),
-        AsyncPGInstrumentor(),
+        AsyncpgStatementInstrumentor(),
         ConnectSpanInstrumentor(),
         StatementResultInstrumentor(),
         Pg8000Instrumentor(),

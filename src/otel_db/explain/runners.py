@@ -12,6 +12,8 @@ PostgreSQL (psycopg2, psycopg): only when the driver reports the transaction hea
   - failed (``INERROR``), busy, unknown or two-phase-prepared: nothing is run.
 SQLite: ``EXPLAIN QUERY PLAN`` only prepares the statement (it never runs it), takes no
   lock and does not begin a transaction (Python's sqlite3 begins one only before DML).
+asyncpg: the same as psycopg2, decided by ``Connection.is_in_transaction()`` (see
+  :func:`explain_asyncpg`), awaited after the statement returned.
 MySQL/MariaDB (pymysql, mysqlclient): EXPLAIN plans without executing, and an error does
   not end a MySQL transaction. MariaDB's is bounded by ``SET STATEMENT
   max_statement_time=... FOR``; MySQL has no server bound for EXPLAIN (planning only).
@@ -97,3 +99,35 @@ def explain_mysql(
         return tabular_plan(columns, cursor.fetchall())
     finally:
         cursor.close()
+
+
+async def explain_asyncpg(
+    connection: Any, statement: str, arguments: tuple[Any, ...]
+) -> str | None:
+    """The same bounded, undone EXPLAIN on an asyncpg connection whose statement just
+    returned (so no operation of this task is in progress on it).
+
+    asyncpg reports only whether a transaction is open, not whether it failed; it is
+    called only after a statement succeeded, which a failed transaction never lets
+    happen. The EXPLAIN is prepared with :meth:`~asyncpg.Connection.prepare`, which
+    leaves the connection's statement cache (and so the application's cached
+    statements) alone. The closing statement runs even when the task is cancelled
+    meanwhile, as asyncpg's own ``Transaction`` does on the way out.
+    """
+    if connection.is_closed():
+        return None
+    bound = f"SET LOCAL statement_timeout = {EXPLAIN_TIMEOUT_MS}"
+    if connection.is_in_transaction():
+        opening = f"SAVEPOINT {_SAVEPOINT}; {bound}"
+        closing = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+    else:
+        opening, closing = f"BEGIN; {bound}", "ROLLBACK"
+    await connection.execute(opening)
+    try:
+        prepared = await connection.prepare("EXPLAIN " + statement)
+        return postgres_plan(await prepared.fetch(*arguments))
+    except Exception:
+        _logger.debug("otel_db: EXPLAIN failed (timeout or unplannable)", exc_info=True)
+        return None
+    finally:
+        await connection.execute(closing)

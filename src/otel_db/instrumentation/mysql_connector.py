@@ -1,8 +1,10 @@
-"""mysql-connector-python: contrib's instrumentor, with otel_db's transactions.
+"""mysql-connector-python: contrib's instrumentor, with otel_db's transactions and pools.
 
 contrib's ``mysql`` instrumentation makes the statement spans; the connection and
 cursor proxies of :mod:`otel_db.instrumentation.dbapi_driver` add the transaction the
-driver's default (autocommit off) opens. Its errors (``1062 (23000): Duplicate
+driver's default (autocommit off) opens. Connections lent by a ``MySQLConnectionPool``
+(or ``connect(pool_name=...)``) are traced the same way and carry the pool's facts
+(:mod:`otel_db.pools.mysql_connector_pool`). Its errors (``1062 (23000): Duplicate
 entry ...``) are classified by number, like pymysql's (see
 :mod:`otel_db.sql.driver_errors`).
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.mysql import MySQLInstrumentor
 from opentelemetry.instrumentation.mysql.version import __version__
 
 from otel_db.instrumentation.dbapi_driver import DriverConnectionProxy, DriverIntegration
+from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
+from otel_db.settings import current_settings
 
 # Servers that accept query attributes: MySQL 8.0.23 and later (MariaDB never does).
 _QUERY_ATTRIBUTES_SINCE = (8, 0, 23)
@@ -39,9 +42,15 @@ def _keeps_quiet(connection: Any) -> None:
 
 class _MySQLConnectorIntegration(DriverIntegration):
     def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
-        proxy: DriverConnectionProxy = super().wrapped_connection(connect_method, args, kwargs)
-        _keeps_quiet(proxy.__wrapped__)
-        return proxy
+        connection = connect_method(*args, **kwargs)
+        if isinstance(connection, DriverConnectionProxy):
+            return connection  # connect(pool_name=...): the pool's, traced already
+        _keeps_quiet(connection)
+        return self.traced(connection)
+
+    def traced(self, connection: Any) -> DriverConnectionProxy:
+        self.get_connection_attributes(connection)
+        return DriverConnectionProxy(connection, self)
 
 
 class MySQLConnectorStatementInstrumentor(MySQLInstrumentor):
@@ -50,19 +59,31 @@ class MySQLConnectorStatementInstrumentor(MySQLInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         import mysql.connector
 
-        dbapi.wrap_connect(
+        factory = wrap_connect_shared(
             "opentelemetry.instrumentation.mysql",
             mysql.connector,
             "connect",
             self._DATABASE_SYSTEM,
             self._CONNECTION_ATTRIBUTES,
+            _MySQLConnectorIntegration,
             version=__version__,
             tracer_provider=kwargs.get("tracer_provider"),
-            db_api_integration_factory=_MySQLConnectorIntegration,
             enable_commenter=kwargs.get("enable_commenter", False),
             commenter_options=kwargs.get("commenter_options", {}),
             enable_attribute_commenter=kwargs.get("enable_attribute_commenter", False),
         )
+        if current_settings().pool_attributes:
+            from otel_db.pools import mysql_connector_pool
+
+            # A pool lends connections it opened itself (not through the traced
+            # connect): each is traced like a direct one.
+            mysql_connector_pool.install(lambda pooled: factory().traced(pooled), _keeps_quiet)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        super()._uninstrument(**kwargs)
+        from otel_db.pools import mysql_connector_pool
+
+        mysql_connector_pool.uninstall()
 
 
 __all__ = ["MySQLConnectorStatementInstrumentor"]

@@ -1,4 +1,5 @@
-"""pg8000 (its DB-API interfaces, ``pg8000.connect`` and ``pg8000.dbapi.connect``).
+"""pg8000 (its DB-API interfaces, ``pg8000.connect`` and ``pg8000.dbapi.connect``, and
+its native interface, see :mod:`otel_db.instrumentation.pg8000_native`).
 
 contrib has no pg8000 instrumentation: contrib's generic DB-API wrapper makes the
 statement spans, with otel_db's transactions (:mod:`otel_db.instrumentation.dbapi_driver`).
@@ -16,6 +17,7 @@ from opentelemetry.instrumentation import dbapi
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 
+from otel_db.instrumentation import pg8000_native
 from otel_db.instrumentation.dbapi_driver import DriverIntegration
 from otel_db.version import __version__
 
@@ -42,7 +44,8 @@ class _Pg8000Integration(DriverIntegration):
 
 
 class Pg8000Instrumentor(BaseInstrumentor):
-    """Statement spans, transactions and error codes for pg8000's DB-API interfaces."""
+    """Statement spans, transactions and error codes for pg8000's DB-API and native
+    interfaces."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("pg8000 >= 1.29",)
@@ -64,6 +67,7 @@ class Pg8000Instrumentor(BaseInstrumentor):
                 enable_commenter=kwargs.get("enable_commenter", False),
                 commenter_options=kwargs.get("commenter_options", {}),
             )
+        pg8000_native.install(kwargs.get("tracer_provider"), _connect_facts)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import pg8000
@@ -71,3 +75,4 @@ class Pg8000Instrumentor(BaseInstrumentor):
 
         for module in (pg8000, pg8000.dbapi):
             unwrap(module, "connect")
+        pg8000_native.uninstall()

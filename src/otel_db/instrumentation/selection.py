@@ -32,6 +32,10 @@ def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[st
         from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
 
         return MySQLConnectorStatementInstrumentor
+    if name == "asyncpg":  # contrib's, plus returned rows, batch size, EXPLAIN (issue 18)
+        from otel_db.instrumentation.asyncpg import AsyncpgStatementInstrumentor
+
+        return AsyncpgStatementInstrumentor
     if name == "sqlite3":
         from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 
