@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
@@ -252,10 +252,6 @@ class PymongoStatementInstrumentor(PymongoInstrumentor):
     """contrib's pymongo instrumentor with value-free command shapes and error facts."""
 
     _instance = None  # BaseInstrumentor's per-class singleton (see RedisStatementInstrumentor)
-    _commandtracer_instance = None
-
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return super().instrumentation_dependencies()
 
     def _instrument(self, **kwargs: Any) -> None:
         kwargs["request_hook"] = _chain(_started, kwargs.get("request_hook"))
