@@ -191,3 +191,46 @@ def test_server_gone_mid_session_is_classified_connection(
         "pymongo.errors.ServerSelectionTimeoutError",
         "AutoReconnect",
     ), (span.attributes, raised.value)
+
+
+def test_under_the_launcher(ferretdb_uri: str, moto_endpoint: str, tmp_path: Path) -> None:
+    """The user's path: ``opentelemetry-instrument`` loads otel_db's pymongo and botocore
+    instrumentors from contrib's entry points; no value reaches the console exporter."""
+    from tests.integration.launcher import run_inline
+    from tests.support.console_output import console_spans
+
+    app = f"""
+    import boto3, pymongo
+    client = pymongo.MongoClient({ferretdb_uri!r})
+    client.otel_db_tests.launcher.find_one({{"email": {CANARY_EMAIL!r}}})
+    client.close()
+    db = boto3.client("dynamodb", endpoint_url={moto_endpoint!r}, region_name="us-east-1")
+    try:
+        db.get_item(TableName="otel_db_launcher_missing", Key={{"pk": {{"S": {CANARY_EMAIL!r}}}}})
+    except db.exceptions.ResourceNotFoundException:
+        pass
+    print("DONE")
+    """
+    result = run_inline(
+        tmp_path,
+        app,
+        env={
+            "OTEL_TRACES_EXPORTER": "console",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DONE" in result.stdout
+    assert CANARY_EMAIL not in result.stdout
+    by_operation = {
+        s["attributes"].get(attr.DB_OPERATION_NAME): s["attributes"]
+        for s in console_spans(result.stdout)
+        if s["attributes"].get(attr.DB_SYSTEM_NAME) in ("mongodb", "aws.dynamodb")
+    }
+    find = by_operation["find"]
+    assert find[attr.DB_QUERY_TEXT] == 'find launcher {"filter": {"email": ?}}'
+    get = by_operation["GetItem"]
+    assert get[attr.DB_QUERY_TEXT] == "GetItem otel_db_launcher_missing"
+    assert get[attr.ERROR_CATEGORY] == "syntax"
+    assert get[attr.DB_RESPONSE_STATUS_CODE] == "ResourceNotFoundException"
