@@ -2,17 +2,24 @@
 # The production stack without Docker: the OpenTelemetry Collector and Jaeger v2 built
 # from their Go modules, run as local processes on 127.0.0.1 with the same config files
 # docker-compose.yml mounts (collector-config/collector.yaml, collector-config/jaeger.yaml).
+# FerretDB (a MongoDB wire-protocol server) is built the same way for the pymongo tests,
+# which start it themselves; `start` does not run it.
 #
-#   scripts/stack.sh build    build both (once; later runs reuse the cached binaries)
+#   scripts/stack.sh build [collector|jaeger|ferretdb ...]
+#                             build all three, or the ones named (once; later runs reuse
+#                             the cached binaries)
 #   scripts/stack.sh start    start Jaeger, then the Collector, in the background
 #   scripts/stack.sh stop     stop what `start` started
 #   scripts/stack.sh status   what runs, and where
-#   scripts/stack.sh paths    print OTELCOL_BIN=... and JAEGER_BIN=... (tests read this)
+#   scripts/stack.sh paths    print OTELCOL_BIN=..., JAEGER_BIN=..., FERRETDB_BIN=...
+#                             (tests read this)
 #
 # What is built:
 #   tools/collector/builder-config.yaml   OCB manifest: the exact component modules the
 #                                         collector configs use, all at one release
 #   tools/jaeger/go.mod, go.sum           github.com/jaegertracing/jaeger's cmd/jaeger
+#   tools/ferretdb/go.mod, go.sum, main.go  FerretDB v1 (github.com/FerretDB/FerretDB's
+#                                         embeddable package, run by main.go)
 # Everything goes to OTEL_DB_STACK_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/otel-db/
 # stack), outside git, with Go's build and module caches there too. A binary is keyed on
 # the hash of its manifest (and the Go version), so editing a pin rebuilds and nothing
@@ -23,11 +30,14 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${OTEL_DB_STACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-db/stack}
 COLLECTOR_MANIFEST=$REPO/tools/collector/builder-config.yaml
 JAEGER_MODULE=$REPO/tools/jaeger
+FERRETDB_MODULE=$REPO/tools/ferretdb
 
 # One release for the builder and every module of the manifest (dist.version).
 COLLECTOR_RELEASE=$(sed -n 's/^  version: *\([0-9.]*\) *$/\1/p' "$COLLECTOR_MANIFEST")
 JAEGER_MODULE_VERSION=$(sed -n 's/^\tgithub.com\/jaegertracing\/jaeger \(v[0-9.]*\).*/\1/p' \
   "$JAEGER_MODULE/go.mod")
+FERRETDB_MODULE_VERSION=$(sed -n 's/^\(require\)\{0,1\}[[:space:]]*github.com\/FerretDB\/FerretDB \(v[0-9.]*\).*/\2/p' \
+  "$FERRETDB_MODULE/go.mod")
 
 export GOCACHE=$CACHE/go-build
 export GOMODCACHE=$CACHE/go-mod
@@ -69,6 +79,9 @@ collector_bin() { echo "$CACHE/otelcol/$COLLECTOR_RELEASE-$(hash_of "$COLLECTOR_
 jaeger_bin() {
   echo "$CACHE/jaeger/$JAEGER_MODULE_VERSION-$(hash_of "$JAEGER_MODULE/go.mod" "$JAEGER_MODULE/go.sum")/jaeger"
 }
+ferretdb_bin() {
+  echo "$CACHE/ferretdb/$FERRETDB_MODULE_VERSION-$(hash_of "$FERRETDB_MODULE"/{go.mod,go.sum,main.go})/ferretdb"
+}
 
 record_time() { # name seconds
   printf '%s %s %ss (GOFLAGS=%s, %s cores)\n' "$(date -u +%FT%TZ)" "$1" "$2" "$GOFLAGS" \
@@ -76,38 +89,48 @@ record_time() { # name seconds
   log "built $1 in $2 s (log of build times: $CACHE/build-times.log)"
 }
 
-build_collector() {
-  local bin dir started
-  bin=$(collector_bin)
-  if [[ -x $bin ]]; then log "collector: cached $bin"; return; fi
+# build_binary name version bin step...: run `step... OUTDIR` to put the binary into a
+# fresh OUTDIR, then move OUTDIR into place as bin's folder; a cached bin skips it all.
+build_binary() {
+  local name=$1 version=$2 bin=$3 dir started
+  shift 3
+  if [[ -x $bin ]]; then log "$name: cached $bin"; return; fi
   dir=$(dirname "$bin")
   started=$(date +%s)
-  log "collector: building otelcol-otel-db $COLLECTOR_RELEASE into $dir (first build: minutes)"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" "$CACHE/tools"
-  GOBIN=$CACHE/tools/builder-$COLLECTOR_RELEASE \
-    go install "go.opentelemetry.io/collector/cmd/builder@v$COLLECTOR_RELEASE"
-  # the manifest with its output folder in the cache (the builder's dist::output_path)
-  sed "s|^dist:\$|dist:\n  output_path: $dir.tmp/src|" "$COLLECTOR_MANIFEST" >"$dir.tmp/manifest.yaml"
-  "$CACHE/tools/builder-$COLLECTOR_RELEASE/builder" --config "$dir.tmp/manifest.yaml" \
-    >"$dir.tmp/build.log" 2>&1 || { tail -40 "$dir.tmp/build.log" >&2; die "collector build failed"; }
-  mv "$dir.tmp/src/otelcol-otel-db" "$dir.tmp/otelcol-otel-db"
+  log "$name: building $version into $dir (first build: minutes)"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  "$@" "$dir.tmp" || die "$name build failed"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  record_time "otelcol-otel-db-$COLLECTOR_RELEASE" $(($(date +%s) - started))
+  record_time "$name-$version" $(($(date +%s) - started))
 }
 
-build_jaeger() {
-  local bin dir started
-  bin=$(jaeger_bin)
-  if [[ -x $bin ]]; then log "jaeger: cached $bin"; return; fi
-  dir=$(dirname "$bin")
-  started=$(date +%s)
-  log "jaeger: building cmd/jaeger $JAEGER_MODULE_VERSION into $dir (first build: minutes)"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  (cd "$JAEGER_MODULE" && go build -mod=readonly -trimpath -ldflags='-s -w' \
-    -o "$dir.tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger) \
-    || die "jaeger build failed"
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
-  record_time "jaeger-$JAEGER_MODULE_VERSION" $(($(date +%s) - started))
+collector_step() { # outdir
+  mkdir -p "$CACHE/tools"
+  GOBIN=$CACHE/tools/builder-$COLLECTOR_RELEASE \
+    go install "go.opentelemetry.io/collector/cmd/builder@v$COLLECTOR_RELEASE" || return
+  # the manifest with its output folder in the cache (the builder's dist::output_path)
+  sed "s|^dist:\$|dist:\n  output_path: $1/src|" "$COLLECTOR_MANIFEST" >"$1/manifest.yaml"
+  "$CACHE/tools/builder-$COLLECTOR_RELEASE/builder" --config "$1/manifest.yaml" \
+    >"$1/build.log" 2>&1 || { tail -40 "$1/build.log" >&2; return 1; }
+  mv "$1/src/otelcol-otel-db" "$1/otelcol-otel-db"
+}
+
+go_module_step() { # wrapper-module package binary-name outdir
+  (cd "$1" && go build -mod=readonly -trimpath -ldflags='-s -w' -o "$4/$3" "$2")
+}
+
+build_one() {
+  case $1 in
+    collector)
+      build_binary otelcol-otel-db "$COLLECTOR_RELEASE" "$(collector_bin)" collector_step ;;
+    jaeger)
+      build_binary jaeger "$JAEGER_MODULE_VERSION" "$(jaeger_bin)" \
+        go_module_step "$JAEGER_MODULE" github.com/jaegertracing/jaeger/cmd/jaeger jaeger ;;
+    ferretdb)
+      build_binary ferretdb "$FERRETDB_MODULE_VERSION" "$(ferretdb_bin)" \
+        go_module_step "$FERRETDB_MODULE" . ferretdb ;;
+    *) die "unknown binary '$1' (collector, jaeger, ferretdb)" ;;
+  esac
 }
 
 wait_http() { # url seconds
@@ -146,14 +169,17 @@ stop_one() {
 
 case ${1:-} in
   build)
-    build_collector
-    build_jaeger
+    shift
+    (($#)) || set -- collector jaeger ferretdb
+    for name in "$@"; do build_one "$name"; done
     ;;
   paths)
     echo "OTELCOL_BIN=$(collector_bin)"
     echo "JAEGER_BIN=$(jaeger_bin)"
+    echo "FERRETDB_BIN=$(ferretdb_bin)"
     echo "COLLECTOR_RELEASE=$COLLECTOR_RELEASE"
     echo "JAEGER_MODULE_VERSION=$JAEGER_MODULE_VERSION"
+    echo "FERRETDB_MODULE_VERSION=$FERRETDB_MODULE_VERSION"
     ;;
   start)
     mkdir -p "$OTEL_DB_STACK_RUN" "$OTEL_DB_QUEUE_DIRECTORY"
@@ -182,7 +208,7 @@ EOF
     done
     ;;
   *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -163,10 +163,12 @@ class SpanCapture:
 
 def _instrument_everything() -> None:
     from otel_db.instrumentation.asyncpg import AsyncpgStatementInstrumentor
+    from otel_db.instrumentation.botocore import BotocoreStatementInstrumentor
     from otel_db.instrumentation.connect_spans import ConnectSpanInstrumentor
     from otel_db.instrumentation.mysql_connector import MySQLConnectorStatementInstrumentor
     from otel_db.instrumentation.pg8000 import Pg8000Instrumentor
     from otel_db.instrumentation.psycopg2 import Psycopg2StatementInstrumentor
+    from otel_db.instrumentation.pymongo import PymongoStatementInstrumentor
     from otel_db.instrumentation.redis import RedisStatementInstrumentor
     from otel_db.instrumentation.sqlalchemy import SQLAlchemyStatementInstrumentor
     from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
@@ -184,6 +186,8 @@ def _instrument_everything() -> None:
         Pg8000Instrumentor(),
         MySQLConnectorStatementInstrumentor(),
         AlembicRevisionInstrumentor(),
+        PymongoStatementInstrumentor(),
+        BotocoreStatementInstrumentor(),
     ):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(skip_dep_check=True)
@@ -253,3 +257,30 @@ def _no_span_left_current() -> Iterator[None]:
     if leaked.get_span_context().is_valid:
         name = getattr(leaked, "name", "?")
         pytest.fail(f"a span is still current after the test: {name!r}")
+
+
+@pytest.fixture(scope="session")
+def ferretdb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """FerretDB v1.24.2 (``scripts/stack.sh build``) on a free port, SQLite backend in a
+    temporary directory, for the whole session. No skip: not built is a failure."""
+    from tests.support.nosql_servers import ferretdb
+
+    try:
+        server = ferretdb(tmp_path_factory.mktemp("ferretdb"))
+        uri = server.__enter__()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield uri
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server (``moto[server]``, the DynamoDB HTTP API) on a free port, for the
+    whole session; yields its endpoint URL."""
+    from tests.support.nosql_servers import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url

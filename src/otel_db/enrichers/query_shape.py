@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_db import attributes as attr
+from otel_db.nosql import dynamodb_shape, mongo_shape
 from otel_db.pipeline.draft import SpanDraft
 from otel_db.pipeline.enricher import EndFilter, SpanEnricher
 from otel_db.sql.analysis import (
@@ -27,6 +28,11 @@ from otel_db.sql.analysis import (
 from otel_db.sql.fingerprint import fingerprint_redis_command
 
 _REDIS = "redis"
+_SHAPED_SYSTEMS: Final = {
+    mongo_shape.SYSTEM: mongo_shape.statement_shape,
+    dynamodb_shape.SYSTEM: dynamodb_shape.statement_shape,
+    dynamodb_shape.LEGACY_SYSTEM: dynamodb_shape.statement_shape,
+}
 _CLIENT = SpanKind.CLIENT
 # Contrib's Redis instrumentation joins the commands of a pipeline with newlines.
 _PIPELINE_SEPARATOR = "\n"
@@ -189,7 +195,16 @@ class QueryShapeEnricher(SpanEnricher):
         text = _as_text(attributes[text_key])
         if text is None:
             return None
-        shape = redis_shape(text) if system == _REDIS else analyze_statement(text, system)
+        if system == _REDIS:
+            shape = redis_shape(text)
+        elif system in _SHAPED_SYSTEMS:
+            # The instrumentation wrote a value-free shape (otel_db's hooks): checked and
+            # kept, never read as SQL.
+            collection = attributes.get(attr.DB_COLLECTION_NAME)
+            collection = collection if isinstance(collection, str) else None
+            shape = _SHAPED_SYSTEMS[system](text, collection)
+        else:
+            shape = analyze_statement(text, system)
         updates: dict[str, AttributeValue] = {attr.QUERY_FINGERPRINT: shape.fingerprint}
         for key in (attr.DB_QUERY_TEXT, attr.LEGACY_DB_STATEMENT):
             if key not in attributes:

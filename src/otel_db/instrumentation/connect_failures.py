@@ -73,7 +73,7 @@ def connect_failure_facts(error: BaseException) -> ErrorFacts:
     try:
         facts = classify_exception(error)
         status_code = _status_code(error, facts)
-        if _is_authentication(error, status_code):
+        if facts.category == AUTHENTICATION or _is_authentication(error, status_code):
             return ErrorFacts(status_code, AUTHENTICATION, False, facts.error_type)
         permanent = status_code in (_UNKNOWN_DATABASE_SQLSTATE, _MYSQL_UNKNOWN_DATABASE)
         return ErrorFacts(status_code, CONNECTION, not permanent, facts.error_type)

@@ -36,6 +36,14 @@ def instrumentor_for(name: str, load: Callable[[], Any], disabled: Collection[st
         from otel_db.instrumentation.asyncpg import AsyncpgStatementInstrumentor
 
         return AsyncpgStatementInstrumentor
+    if name == "pymongo":  # contrib's, plus command shapes and error facts (issue 18)
+        from otel_db.instrumentation.pymongo import PymongoStatementInstrumentor
+
+        return PymongoStatementInstrumentor
+    if name == "botocore":  # contrib's, plus DynamoDB shapes and attributes (issue 18)
+        from otel_db.instrumentation.botocore import BotocoreStatementInstrumentor
+
+        return BotocoreStatementInstrumentor
     if name == "sqlite3":
         from otel_db.instrumentation.sqlite3 import SQLite3StatementInstrumentor
 

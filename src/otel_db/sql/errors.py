@@ -214,6 +214,15 @@ def _facts_of(exc: BaseException) -> ErrorFacts:
         return _facts(name, category_of_sqlite(name, message), error_type)
 
     names = _mro_names(exc)
+    # MongoDB and DynamoDB (their own module: codes and classes of their own).
+    if module in ("pymongo", "botocore"):
+        from otel_db.nosql import errors as nosql_errors
+
+        class_names = {name for _, name in names}
+        if module == "pymongo":
+            return nosql_errors.pymongo_exception_facts(exc, class_names, error_type)
+        return nosql_errors.botocore_exception_facts(exc, class_names, error_type)
+
     # Redis.
     if module == "redis":
         class_names = {name for mod, name in names if mod.startswith("redis")}
@@ -371,6 +380,13 @@ def _event_facts(exception_type: str, message: str, depth: int) -> ErrorFacts | 
         if name in ("InterfaceError", "OperationalError"):
             return _facts(None, CONNECTION, exception_type)
         return _facts(None, OTHER, exception_type)
+
+    if root in ("pymongo", "botocore"):
+        from otel_db.nosql import errors as nosql_errors
+
+        if root == "pymongo":
+            return nosql_errors.pymongo_event_facts(name, message, exception_type)
+        return nosql_errors.botocore_event_facts(name, message, exception_type)
 
     if root == "redis":
         if name == "WatchError":

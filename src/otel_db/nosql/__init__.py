@@ -1,0 +1,1 @@
+"""Command shapes and error facts of the non-SQL stores: MongoDB and DynamoDB."""
