@@ -54,10 +54,20 @@ class DriverCursorProxy(TracedCursorProxy):
             return self.__wrapped__.executemany(*args, **kwargs)
         return self._otel_db_run(super().executemany, args, kwargs)
 
-    def callproc(self, *args: Any, **kwargs: Any) -> Any:
-        if not is_instrumentation_enabled():
-            return self.__wrapped__.callproc(*args, **kwargs)
-        return self._otel_db_run(super().callproc, args, kwargs)
+    @property
+    def callproc(self) -> Callable[..., Any]:
+        # callproc is an optional DB-API extension (pg8000's legacy cursor has none):
+        # reading the driver's own first keeps ``hasattr(cursor, "callproc")`` and the
+        # AttributeError exactly as without the proxy.
+        driver_callproc = self.__wrapped__.callproc
+        traced_callproc = super().callproc
+
+        def callproc(*args: Any, **kwargs: Any) -> Any:
+            if not is_instrumentation_enabled():
+                return driver_callproc(*args, **kwargs)
+            return self._otel_db_run(traced_callproc, args, kwargs)
+
+        return callproc
 
     def _otel_db_run(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         integration = self._self_integration
