@@ -1,6 +1,7 @@
 """Transparency job: the instrumented libraries' own test suites, plain and traced.
 
-For SQLAlchemy, redis-py and psycopg2 this downloads the sdist of the INSTALLED version
+For SQLAlchemy, redis-py, psycopg2, pg8000 and mysql-connector-python this downloads
+the sdist of the INSTALLED version
 (``pip download --no-deps --no-binary :all:``), runs a chosen subset of its tests twice
 (plain; then with ``otel_db.configure()`` run from a ``sitecustomize.py`` and every
 feature on, spans going through the whole pipeline to an exporter that drops them),
@@ -10,8 +11,9 @@ that no longer differs (the list must stay true).
 
     python scripts/transparency.py [--only sqlalchemy-sqlite,redis] [--keep DIR]
 
-Needs the services of scripts/test-services.sh (PostgreSQL, Redis on 127.0.0.1).
-Prints per suite the counts and the traced/plain wall-time and CPU-time ratios.
+Needs the services of scripts/test-services.sh (PostgreSQL, Redis, MariaDB on 127.0.0.1).
+Prints per suite the counts, the spans the traced run made (a traced run that made none
+measured nothing, and fails the job) and the traced/plain wall-time and CPU-time ratios.
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "tests" / "transparency" / "site"
+#: pytest plugins a suite needs in both runs (how it finds its server).
+PLUGINS = REPO / "tests" / "transparency" / "plugins"
 KNOWN = REPO / "tests" / "transparency" / "known_differences.txt"
 
 POSTGRES = os.environ.get("OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("OTEL_DB_TRANSPARENCY_REDIS_URL", "redis://127.0.0.1:6379/9")
+MARIADB = urlsplit(os.environ.get("OTEL_DB_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"))
 #: Longest a single suite run may take (each run is killed beyond it and counts as failed).
 RUN_TIMEOUT_S = 300
 
@@ -68,74 +74,90 @@ class Suite:
     #: Path prefixes removed from the unpacked sdist so the INSTALLED package is tested.
     drop: tuple[str, ...] = ()
     python_flags: tuple[str, ...] = ()
+    #: Modules of tests/transparency/plugins loaded (``-p``) in both runs.
+    plugins: tuple[str, ...] = ()
 
 
 #: Options of the suites' arguments that take a separate value.
-_VALUED = ("--dburi", "-k", "-p")
+_VALUED = ("--dburi", "-k", "-p", "-W")
 
-_SQLA_COMMON = ("-p", "no:cacheprovider", "-q", "--tb=line", "--maxfail=1000")
+_COMMON = ("-p", "no:cacheprovider", "-q", "--tb=line")
 
-SUITES = (
-    Suite(
-        "sqlalchemy-sqlite",
+
+#: pg8000's three interfaces: DB-API (pg8000.dbapi), legacy (pg8000.connect), native
+#: (pg8000.native.Connection.run).
+_PG8000_MODULES = {
+    "dbapi": "test_connection test_dbapi test_dbapi20 test_query test_copy test_paramstyle",
+    "native": "test_connection test_query test_copy test_prepared_statement test_import_all",
+    "legacy": "test_connection test_dbapi test_dbapi20 test_query test_copy"
+    " test_error_recovery test_prepared_statement test_typeobjects",
+}
+
+#: test_max_parameters sends 65,535 parameters (a minute; the rest of the suite takes
+#: 20 s); the others need pytest-mock.
+_PG8000_DESELECTED = (
+    "native/test_query.py::test_max_parameters",
+    "dbapi/test_connection.py::test_py_value_fail",
+    "native/test_connection.py::test_py_value_fail",
+    "legacy/test_error_recovery.py::test_py_value_fail",
+    "dbapi/test_query.py::test_not_parsed_if_no_params",
+    "native/test_query.py::test_not_parsed_if_no_params",
+    "legacy/test_query.py::test_not_parsed_if_no_params",
+    "dbapi/test_dbapi.py::test_qmark",
+    "dbapi/test_dbapi.py::test_numeric",
+    "dbapi/test_dbapi.py::test_named",
+    "dbapi/test_dbapi.py::test_format",
+    "dbapi/test_dbapi.py::test_pyformat",
+)
+
+
+def _sqlalchemy(name: str, dburi: str, *selection: str) -> Suite:
+    return Suite(
+        name,
         "sqlalchemy",
         "SQLAlchemy",
-        (
-            *_SQLA_COMMON,
-            "--dburi",
-            "sqlite://",
-            "test/engine/test_execute.py",
-            "test/engine/test_pool.py",
-            "test/engine/test_transaction.py",
-            "test/engine/test_deprecations.py",
-            "test/base/test_concurrency.py",
-            "test/orm/test_transaction.py",
-            # Pool tests that only sleep through races and timeouts (a third of the
-            # module's time); the other pool tests cover the same paths.
-            "-k",
-            "not (test_recycle_pool_no_race or test_timeout_race or test_hanging_connect"
-            " or test_notify_waiters or test_timeout)",
-        ),
+        (*_COMMON, "--maxfail=1000", "--dburi", dburi, *selection),
         # -s: SQLAlchemy's conftest puts the sdist's lib/ first on sys.path unless the
         # user site is off; the installed package (with its compiled parts) is the one
         # the application runs, so that is the one tested.
         python_flags=("-s",),
+    )
+
+
+SUITES = (
+    _sqlalchemy(
+        "sqlalchemy-sqlite",
+        "sqlite://",
+        "test/engine/test_execute.py",
+        "test/engine/test_pool.py",
+        "test/engine/test_transaction.py",
+        "test/engine/test_deprecations.py",
+        "test/base/test_concurrency.py",
+        "test/orm/test_transaction.py",
+        # Pool tests that only sleep through races and timeouts (a third of the
+        # module's time); the other pool tests cover the same paths.
+        "-k",
+        "not (test_recycle_pool_no_race or test_timeout_race or test_hanging_connect"
+        " or test_notify_waiters or test_timeout)",
     ),
-    Suite(
+    _sqlalchemy(
         "sqlalchemy-postgresql",
-        "sqlalchemy",
-        "SQLAlchemy",
-        (
-            *_SQLA_COMMON,
-            "--dburi",
-            POSTGRES.replace("postgresql://", "postgresql+psycopg2://", 1),
-            "test/engine/test_transaction.py",
-            "test/orm/test_transaction.py",
-        ),
-        python_flags=("-s",),
+        POSTGRES.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "test/engine/test_transaction.py",
+        "test/orm/test_transaction.py",
     ),
-    Suite(
+    _sqlalchemy(
         "sqlalchemy-asyncpg",
-        "sqlalchemy",
-        "SQLAlchemy",
-        (
-            *_SQLA_COMMON,
-            "--dburi",
-            POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1),
-            "test/ext/asyncio/test_engine.py",
-            "test/ext/asyncio/test_session.py",
-        ),
-        python_flags=("-s",),
+        POSTGRES.replace("postgresql://", "postgresql+asyncpg://", 1),
+        "test/ext/asyncio/test_engine.py",
+        "test/ext/asyncio/test_session.py",
     ),
     Suite(
         "redis",
         "redis",
         "redis",
         (
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--tb=line",
+            *_COMMON,
             f"--redis-url={REDIS}",
             "tests/test_pipeline.py",
             "tests/test_connection_pool.py",
@@ -147,10 +169,7 @@ SUITES = (
         "psycopg2-binary",
         "psycopg2-binary",
         (
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--tb=line",
+            *_COMMON,
             "tests/test_connection.py",
             "tests/test_cursor.py",
             "tests/test_extras_dictcursor.py",
@@ -164,6 +183,64 @@ SUITES = (
         },
         # The sdist's lib/ is psycopg2's Python part: the installed one is tested.
         drop=("lib",),
+    ),
+    Suite(
+        "pg8000",
+        "pg8000",
+        "pg8000",
+        (
+            *_COMMON,
+            *(
+                f"test/{interface}/{module}.py"
+                for interface, modules in _PG8000_MODULES.items()
+                for module in modules.split()
+            ),
+            *(f"--deselect=test/{test}" for test in _PG8000_DESELECTED),
+        ),
+        env={
+            "PGHOST": urlsplit(POSTGRES).hostname or "127.0.0.1",
+            "PGPORT": str(urlsplit(POSTGRES).port or 5432),
+            "PGPASSWORD": urlsplit(POSTGRES).password or "",
+            "PGDATABASE": urlsplit(POSTGRES).path.lstrip("/") or "test",
+        },
+        # src/ is pg8000 itself: the installed one is tested.
+        drop=("src",),
+        plugins=("transparency_pg8000",),
+    ),
+    Suite(
+        "mysql-connector",
+        "mysql-connector-python",
+        "mysql-connector-python",
+        (
+            *_COMMON,
+            "-W",
+            "ignore::DeprecationWarning",
+            "tests/test_connection.py",
+            "tests/test_cursor.py",
+            "tests/test_pep249.py",
+            "tests/test_pooling.py",
+            "tests/test_errors.py",
+            "tests/test_examples.py",
+            "tests/test_bugs.py",
+            # Tests that sleep (a 15 s query, connect and read timeouts, 100-sample
+            # garbage-collection counts): two thirds of the modules' time.
+            "-k",
+            "not (BugOra25558885 or BugOra13435186 or BugOra36922645 or BugOra27364914"
+            " or test_reconnect or test_connect_timeout or test_timeout)",
+            # Counts the server's global Aborted_clients, which any other client of the
+            # shared server moves between its two reads.
+            "--deselect=tests/test_connection.py::MySQLConnectionTests::test_shutdown",
+        ),
+        env={
+            "MYSQL_HOST": MARIADB.hostname or "127.0.0.1",
+            "MYSQL_PORT": str(MARIADB.port or 3306),
+            "MYSQL_USER": MARIADB.username or "root",
+            "MYSQL_PASSWORD": MARIADB.password or "",
+            "MYSQL_DATABASE": MARIADB.path.lstrip("/") or "test",
+        },
+        # (lib/ is the sdist's mysql package; it is not on sys.path, and the sdist's
+        # cpydist, imported by the tests, reads its version.py: kept.)
+        plugins=("transparency_mysql_connector",),
     ),
 )
 
@@ -253,38 +330,57 @@ def _outcomes(junit: Path, node_ids: dict[str, str] | None = None) -> dict[str, 
     return found
 
 
+@dataclass
+class Run:
+    """One run of a suite: each test's outcome, its wall and CPU seconds, and (traced)
+    the spans it made per instrumentation scope."""
+
+    outcomes: dict[str, str]
+    wall_s: float
+    cpu_s: float
+    spans: dict[str, int]
+
+
 def _run(
     suite: Suite,
     source: Path,
-    traced: bool,
     out: Path,
+    *,
+    traced: bool,
     only: list[str] | None = None,
     node_ids: dict[str, str] | None = None,
-) -> tuple[dict[str, str], float, float]:
+) -> Run:
+    """Run the suite (or just the tests ``only`` names) plain or traced."""
+    tag = f"{suite.name}-{'traced' if traced else 'plain'}{'-rerun' if only else ''}"
+    junit = out / f"{tag}.xml"
+    span_counts = out / f"{tag}.spans"
+    span_counts.unlink(missing_ok=True)
     env = dict(os.environ)
     for name in list(env):
         if name.startswith(("OTEL_", "PYTEST_")):
             del env[name]
     env.update(suite.env)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    paths = [str(PLUGINS)] if suite.plugins else []
     if traced:
         env.update(TRACED_ENV)
+        env["OTEL_DB_TRANSPARENCY_SPANS"] = str(span_counts)
+        paths.insert(0, str(SITE))
+    if paths:
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(SITE), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+            [*paths, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )
-    tag = f"{'traced' if traced else 'plain'}{'-rerun' if only else ''}"
-    junit = out / f"{suite.name}-{tag}.xml"
-    log = junit.with_suffix(".log")
     # A rerun keeps the options and swaps the suite's files for the tests to confirm.
     args = [a for a in suite.args if a.startswith("-") or a in _option_values(suite.args)]
     selection = list(suite.args) if only is None else [*args, *only]
+    plugins = [arg for name in suite.plugins for arg in ("-p", name)]
     command = [
-        sys.executable, *suite.python_flags, "-m", "pytest", *selection,
+        sys.executable, *suite.python_flags, "-m", "pytest", *plugins, *selection,
         f"--junitxml={junit}", "-o", "junit_family=xunit1",
     ]  # fmt: skip
     started = time.monotonic()
     cpu_before = _children_cpu()
-    with log.open("w") as sink:
+    with junit.with_suffix(".log").open("w") as sink:
         try:
             subprocess.run(
                 command, cwd=source, env=env, stdout=sink, stderr=subprocess.STDOUT,
@@ -292,8 +388,25 @@ def _run(
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             sink.write(f"\nTIMEOUT after {RUN_TIMEOUT_S}s\n")
-    elapsed = time.monotonic() - started
-    return _outcomes(junit, node_ids), elapsed, _children_cpu() - cpu_before
+    return Run(
+        _outcomes(junit, node_ids),
+        time.monotonic() - started,
+        _children_cpu() - cpu_before,
+        _span_counts(span_counts),
+    )
+
+
+def _span_counts(path: Path) -> dict[str, int]:
+    """Spans per instrumentation scope, summed over the lines every traced interpreter
+    appended (``scope<TAB>count``; see tests/transparency/site/sitecustomize.py)."""
+    counts: dict[str, int] = {}
+    if not path.exists():
+        return counts
+    for line in path.read_text().splitlines():
+        scope, _, count = line.rpartition("\t")
+        if scope and count.isdigit():
+            counts[scope] = counts.get(scope, 0) + int(count)
+    return counts
 
 
 def _children_cpu() -> float:
@@ -317,6 +430,47 @@ def _load_known() -> dict[tuple[str, str], str]:
     return known
 
 
+def _compare(
+    suite: Suite, source: Path, out: Path, listed: set[str]
+) -> tuple[str, dict[str, tuple[str, str]], Run, Run]:
+    """Both runs of a suite; the tests whose outcome differs (after a rerun of the
+    unlisted ones); a one-line summary."""
+    node_ids: dict[str, str] = {}
+    plain = _run(suite, source, out, traced=False, node_ids=node_ids)
+    traced = _run(suite, source, out, traced=True)
+    differing = {
+        test: (plain.outcomes.get(test, "absent"), traced.outcomes.get(test, "absent"))
+        for test in sorted(set(plain.outcomes) | set(traced.outcomes))
+        if plain.outcomes.get(test) != traced.outcomes.get(test)
+    }
+    # A difference nobody listed is confirmed by running those tests again, both ways:
+    # a timing-bound test (a child process given 10 s on a loaded machine) must not
+    # fail the job, a real difference differs again.
+    unlisted = [node_ids[t] for t in differing if t not in listed and t in node_ids]
+    if unlisted and plain.outcomes and traced.outcomes:
+        again = [_run(suite, source, out, traced=way, only=unlisted) for way in (False, True)]
+        for test in list(differing):
+            if test in listed or test not in node_ids:
+                continue
+            if again[0].outcomes.get(test) == again[1].outcomes.get(test) is not None:
+                print(f"  {suite.name}: {test}: differed once, not on a rerun (flaky)")
+                del differing[test]
+    counts = {
+        o: sum(1 for v in plain.outcomes.values() if v == o)
+        for o in sorted(set(plain.outcomes.values()))
+    }
+    summary = (
+        f"{len(plain.outcomes)} tests {counts}; "
+        f"plain {plain.wall_s:.1f}s, traced {traced.wall_s:.1f}s, "
+        f"ratio {traced.wall_s / max(plain.wall_s, 0.01):.2f}; "
+        f"CPU plain {plain.cpu_s:.1f}s, traced {traced.cpu_s:.1f}s, "
+        f"ratio {traced.cpu_s / max(plain.cpu_s, 0.01):.2f}; "
+        f"spans {sum(traced.spans.values())} {dict(sorted(traced.spans.items()))}; "
+        f"differing {len(differing)}, known {len(listed & set(differing))}"
+    )
+    return summary, differing, plain, traced
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--only", default="", help="comma-separated suite names")
@@ -337,40 +491,14 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{suite.name}: {suite.distribution} is not installed")
             continue
         source = _unpack(suite, version, work)
-        node_ids: dict[str, str] = {}
-        plain, plain_s, plain_cpu = _run(suite, source, False, out, node_ids=node_ids)
-        traced, traced_s, traced_cpu = _run(suite, source, True, out)
-        if not plain or not traced:
+        listed = {test for (name, test) in known if name == suite.name}
+        summary, differing, plain, traced = _compare(suite, source, out, listed)
+        print(f"{suite.name} {version}: {summary}")
+        if not plain.outcomes or not traced.outcomes:
             problems.append(f"{suite.name}: a run reported no tests (see {out})")
             continue
-        differing = {
-            test: (plain.get(test, "absent"), traced.get(test, "absent"))
-            for test in sorted(set(plain) | set(traced))
-            if plain.get(test) != traced.get(test)
-        }
-        listed = {test for (name, test) in known if name == suite.name}
-        # A difference nobody listed is confirmed by running those tests again, both
-        # ways: a timing-bound test (a child process given 10 s on a loaded machine)
-        # must not fail the job, a real difference differs again.
-        unlisted = [node_ids[t] for t in differing if t not in listed and t in node_ids]
-        if unlisted:
-            again_plain = _run(suite, source, False, out, only=unlisted)[0]
-            again_traced = _run(suite, source, True, out, only=unlisted)[0]
-            for test in list(differing):
-                if test in listed or test not in node_ids:
-                    continue
-                if again_plain.get(test) == again_traced.get(test) is not None:
-                    print(f"  {suite.name}: {test}: differed once, not on a rerun (flaky)")
-                    del differing[test]
-        counts = {o: sum(1 for v in plain.values() if v == o) for o in sorted(set(plain.values()))}
-        print(
-            f"{suite.name} {version}: {len(plain)} tests {counts}; "
-            f"plain {plain_s:.1f}s, traced {traced_s:.1f}s, "
-            f"ratio {traced_s / plain_s:.2f}; CPU plain {plain_cpu:.1f}s, traced "
-            f"{traced_cpu:.1f}s, ratio {traced_cpu / max(plain_cpu, 0.01):.2f}; "
-            f"differing {len(differing)}, "
-            f"known {len(listed & set(differing))}"
-        )
+        if not traced.spans:
+            problems.append(f"{suite.name}: the traced run made no span: nothing was measured")
         for test, (was, now) in differing.items():
             if test not in listed:
                 problems.append(f"{suite.name}: {test}: plain {was}, traced {now}")

@@ -12,6 +12,7 @@ SQLAlchemy (instrumentation suppressed) statements go straight to the driver.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MethodType
 from typing import Any
 
 from opentelemetry.instrumentation.dbapi import (
@@ -54,7 +55,16 @@ class DriverCursorProxy(TracedCursorProxy):
             return self.__wrapped__.executemany(*args, **kwargs)
         return self._otel_db_run(super().executemany, args, kwargs)
 
-    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+    @property
+    def callproc(self) -> Callable[..., Any]:
+        # callproc is an optional DB-API extension (pg8000's legacy cursor has none):
+        # reading the driver's own first keeps ``hasattr(cursor, "callproc")`` and the
+        # AttributeError exactly as without the proxy; where it exists it is a bound
+        # method, as the driver's is (DB-API test suites check ``inspect.ismethod``).
+        self.__wrapped__.callproc  # noqa: B018
+        return MethodType(DriverCursorProxy._otel_db_callproc, self)
+
+    def _otel_db_callproc(self, *args: Any, **kwargs: Any) -> Any:
         if not is_instrumentation_enabled():
             return self.__wrapped__.callproc(*args, **kwargs)
         return self._otel_db_run(super().callproc, args, kwargs)
