@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.dbapi import (
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.metrics.export_state import contrib_integration_options
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.settings import current_settings
 from otel_db.transactions import dbapi_transactions as tx
@@ -103,7 +104,7 @@ class DriverIntegration(DatabaseApiIntegration):
     opens_transaction: Callable[[Any], bool] = staticmethod(autocommit_off)  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **contrib_integration_options(kwargs))
         intern_contrib_histograms(self)
         self._system: dict[str, Any] | None = None
 
