@@ -69,7 +69,9 @@ SHORTCUTS: Final[dict[str, tuple[str, ...]]] = {
     # launcher.py: contrib's auto_instrumentation.execl.
     "contrib.launcher.execl": ("opentelemetry-instrumentation",),
     # instrumentation/sqlite3.py, psycopg2.py: contrib's cursor proxy and integration
-    # private names (_duration_histogram, ...).
+    # private names (_duration_histogram, ...); instrumentation/lean_statement.py: the
+    # integration's _tracer and CursorTracer's _populate_span, _get_metric_attributes,
+    # _record_metrics.
     "contrib.dbapi": (
         "opentelemetry-instrumentation",
         "opentelemetry-instrumentation-dbapi",
