@@ -107,8 +107,12 @@ def _operation_attributes(client: Any, operation: Any) -> tuple[dict[str, Any], 
 
 
 def _record_duration(
-    client: Any, operation: Any, started: float, error: BaseException | None
+    client: Any, operation: Any, started: float | None, error: BaseException | None
 ) -> None:
+    """Record the duration of what started at ``started`` (None: nothing to record, the
+    process exports no metrics)."""
+    if started is None:
+        return
     try:
         elapsed = _perf_counter() - started
         attributes, shared = _operation_attributes(client, operation)
@@ -163,7 +167,7 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
     site, operation = _pipeline_start(pipeline)
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return wrapped(*args, **kwargs)
@@ -183,7 +187,7 @@ async def _async_execute(
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
     site, operation = _pipeline_start(pipeline)
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return await wrapped(*args, **kwargs)
@@ -248,7 +252,7 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
         return wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection) if connection is not None else None
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return wrapped(*args, **kwargs)
@@ -269,7 +273,7 @@ async def _async_command(
         return await wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection) if connection is not None else None
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return await wrapped(*args, **kwargs)
