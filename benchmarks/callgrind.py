@@ -56,6 +56,11 @@ def count(
         old.unlink()
     env = cell_environment(config, receiver.endpoint)
     env["PYTHONHASHSEED"] = "0"
+    # Under valgrind an export takes tens of times longer: no stack may give up on a
+    # batch (or on the exit flush) and count less work than it would really do.
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "600"
+    env["OTEL_BSP_EXPORT_TIMEOUT"] = "600000"
+    env["OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS"] = "600000"
     if pythonpath is not None:  # another otel_db tree (a before/after comparison)
         env["PYTHONPATH"] = str(pythonpath)
     command = cell_command(config, python, workload, ops)
