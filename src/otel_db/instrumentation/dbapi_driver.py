@@ -2,7 +2,9 @@
 instrumentor of their own here (pg8000, mysql-connector).
 
 contrib's ``dbapi.wrap_connect`` makes the statement spans (text, operation, server and
-database attributes, duration and returned-rows metrics); the proxies here add what
+database attributes, duration and returned-rows metrics; made by otel_db's
+:mod:`~otel_db.instrumentation.lean_statement` tracer where that is exactly contrib's
+span, by contrib's ``CursorTracer`` otherwise); the proxies here add what
 psycopg2 and sqlite3 get from their own modules: the transaction the driver opens when
 autocommit is off (a span from the first statement to ``commit()`` / ``rollback()`` /
 ``close()`` / ``with conn:``), parent of its statements, with the outcome on each. Under
@@ -24,6 +26,7 @@ from opentelemetry.instrumentation.dbapi import (
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
+from otel_db.instrumentation.lean_statement import LeanStatementTracer, usable
 from otel_db.metrics.export_state import contrib_integration_options
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.settings import current_settings
@@ -70,6 +73,10 @@ class DriverCursorProxy(TracedCursorProxy):
             current_settings().transaction_spans,
         )
         try:
+            lean = integration.lean_tracer()
+            if lean is not None:  # contrib's span, made by otel_db's lean tracer
+                cursor = self.__wrapped__
+                return lean.traced_execution(cursor, getattr(cursor, method.__name__), args, kwargs)
             return method(*args, **kwargs)
         finally:
             tx.exit_statement(tokens, connection, False)
@@ -107,6 +114,15 @@ class DriverIntegration(DatabaseApiIntegration):
         super().__init__(*args, **contrib_integration_options(kwargs))
         intern_contrib_histograms(self)
         self._system: dict[str, Any] | None = None
+        self._lean: LeanStatementTracer | bool | None = False  # False: not decided yet
+
+    def lean_tracer(self) -> LeanStatementTracer | None:
+        """This connection's lean statement tracer, or None where contrib's own tracer
+        must make the spans (see :mod:`otel_db.instrumentation.lean_statement`)."""
+        lean = self._lean
+        if lean is False:
+            lean = self._lean = LeanStatementTracer(CursorTracer(self)) if usable(self) else None
+        return lean  # type: ignore[return-value]
 
     def exit_outcome(self, exc_type: Any) -> str:
         return attr.OUTCOME_ROLLED_BACK
