@@ -311,6 +311,30 @@ def test_contrib_dbapi_names_the_lean_statement_tracer_uses():
     assert _params(dbapi.CursorTracer.get_operation_name) == ["self", "cursor", "args"]
 
 
+def test_contrib_redis_names_the_lean_command_span_uses():
+    """instrumentation/redis.py, redis_command_span.py (``contrib.redis`` shortcut):
+    contrib's wrapper factory, called with a stand-in tracer, and the instrumentor's
+    tracer."""
+    import redis
+    from opentelemetry.instrumentation import redis as contrib_redis
+
+    assert _params(contrib_redis._traced_execute_factory) == [
+        "tracer",
+        "request_hook",
+        "response_hook",
+    ]
+    wrapper = contrib_redis._traced_execute_factory(trace_api_tracer(), None, None)
+    assert _params(wrapper) == ["func", "instance", "args", "kwargs"]
+    assert callable(contrib_redis.RedisInstrumentor._get_tracer)
+    assert callable(redis.Redis.execute_command)
+
+
+def trace_api_tracer() -> Any:
+    from opentelemetry import trace
+
+    return trace.NoOpTracer()
+
+
 # -- drivers: pools/*.py (read defensively; listed so a release that moves them shows) ---
 
 

@@ -37,6 +37,7 @@ VERIFIED: Final[dict[str, frozenset[str]]] = {
     "opentelemetry-instrumentation-dbapi": _CONTRIB,
     "opentelemetry-instrumentation-sqlite3": _CONTRIB,
     "opentelemetry-instrumentation-psycopg2": _CONTRIB,
+    "opentelemetry-instrumentation-redis": _CONTRIB,
 }
 
 _SDK: Final = ("opentelemetry-api", "opentelemetry-sdk")
@@ -78,6 +79,10 @@ SHORTCUTS: Final[dict[str, tuple[str, ...]]] = {
         "opentelemetry-instrumentation-sqlite3",
         "opentelemetry-instrumentation-psycopg2",
     ),
+    # instrumentation/redis.py, redis_command_span.py: contrib's _traced_execute_factory
+    # and RedisInstrumentor._get_tracer (Redis.execute_command's span made once per
+    # pool, command and argument count).
+    "contrib.redis": ("opentelemetry-instrumentation", "opentelemetry-instrumentation-redis"),
 }
 
 _lock = threading.Lock()
