@@ -13,6 +13,8 @@ SQLAlchemy (instrumentation suppressed) statements go straight to the driver.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,10 +34,27 @@ from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.settings import current_settings
 from otel_db.transactions import dbapi_transactions as tx
 
+#: Connection -> its autocommit setting as last set through otel_db's connection proxy
+#: (or known from the connect call). mysql-connector's ``autocommit`` getter asks the
+#: server (``SELECT @@session.autocommit``): read per statement it cost a round trip.
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _remember_autocommit(connection: Any, value: Any) -> None:
+    # (not weakly referenceable: the getter is asked instead)
+    with contextlib.suppress(TypeError):
+        _AUTOCOMMIT[connection] = bool(value)
+
 
 def autocommit_off(connection: Any) -> bool:
     """pg8000 and mysql-connector: a transaction is open from the first statement on
     while ``autocommit`` is false (their default)."""
+    try:
+        known = _AUTOCOMMIT.get(connection)
+    except TypeError:
+        known = None
+    if known is not None:
+        return not known
     return not getattr(connection, "autocommit", False)
 
 
@@ -89,6 +108,15 @@ class DriverConnectionProxy(tx.EndsTransactions, TracedConnectionProxy):
         super().__init__(connection, integration)
         self._self_otel_db_integration = integration  # (not contrib's private field)
 
+    @property
+    def autocommit(self) -> Any:
+        return self.__wrapped__.autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: Any) -> None:
+        self.__wrapped__.autocommit = value
+        _remember_autocommit(self.__wrapped__, value)
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return DriverCursorProxy(
             self.__wrapped__.cursor(*args, **kwargs),
@@ -108,6 +136,9 @@ class DriverIntegration(DatabaseApiIntegration):
 
     #: (args, kwargs) of the connect call -> {"database", "host", "port", "user"}.
     connect_facts: Callable[[tuple[Any, ...], Mapping[str, Any]], dict[str, Any]] | None = None
+    #: The connect call's keywords -> the new connection's autocommit setting, where the
+    #: driver's getter costs a round trip and the keywords tell (None: ask the getter).
+    autocommit_at_connect: Callable[[Mapping[str, Any]], bool | None] | None = None
     opens_transaction: Callable[[Any], bool] = staticmethod(autocommit_off)  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -146,6 +177,10 @@ class DriverIntegration(DatabaseApiIntegration):
             self.get_connection_attributes(_Facts(self.connect_facts(args, kwargs)))
         else:
             self.get_connection_attributes(connection)
+        if self.autocommit_at_connect is not None:
+            known = self.autocommit_at_connect(kwargs)
+            if known is not None:
+                _remember_autocommit(connection, known)
         return DriverConnectionProxy(connection, self)
 
 
