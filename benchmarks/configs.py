@@ -21,6 +21,9 @@ class Configuration:
     environment: str  # PROJECT_ENV or CONTRIB_ENV: which virtualenv runs the workload
     launcher: bool  # under opentelemetry-instrument, or plain python
     env: dict[str, str] = field(default_factory=dict)
+    #: The contrib configuration this one's "vs contrib" ratios are taken against: the
+    #: one exporting the same signals.
+    compare_to: str = "contrib"
 
     @property
     def traced(self) -> bool:
@@ -44,6 +47,8 @@ WORKLOADS: dict[str, WorkloadSize] = {
     "redis_get": WorkloadSize(3000, 100),
     "redis_pipeline": WorkloadSize(1000, 40),
     "tx10_pg": WorkloadSize(300, 15),
+    "pg8000": WorkloadSize(3000, 100),
+    "mysql_connector": WorkloadSize(3000, 100),
 }
 
 WORKLOAD_DESCRIPTIONS = {
@@ -56,7 +61,30 @@ WORKLOAD_DESCRIPTIONS = {
     "redis_get": "redis GET",
     "redis_pipeline": "redis pipeline (MULTI/EXEC) of 10 GETs, per pipeline",
     "tx10_pg": "transaction of 10 UPDATEs (SQLAlchemy Core, PostgreSQL), per transaction",
+    "pg8000": "raw pg8000 (DB-API) cursor.execute, autocommit; contrib: dbapi trace_integration",
+    "mysql_connector": "raw mysql-connector cursor.execute (MariaDB), autocommit",
 }
+
+#: Workloads on raw drivers and Redis (the rest run through SQLAlchemy).
+RAW_WORKLOADS = frozenset({"psycopg2", "redis_get", "pg8000", "mysql_connector"})
+
+#: The issue's targets: otel_db_full against contrib, in each metrics configuration.
+TARGETS: dict[str, float] = {
+    "sa_sqlite": 0.70,
+    "sa_sqlite_connect": 0.70,
+    "orm_pg": 0.70,
+    "orm_pg_session": 0.70,
+    "async_pg": 0.70,
+    "tx10_pg": 0.70,
+    "psycopg2": 1.00,
+    "redis_get": 1.00,
+    "redis_pipeline": 1.10,
+    "pg8000": 1.00,
+    "mysql_connector": 1.00,
+}
+
+#: Traces only: what a user who exports no metrics runs.
+TRACES_ONLY = {"OTEL_METRICS_EXPORTER": "none"}
 
 #: Every otel_db feature that can be switched on, whether the defaults have it or not.
 #: Derived from the settings so a feature added later is switched on without an edit here.
@@ -93,6 +121,7 @@ def every_feature_on() -> dict[str, str]:
 
 
 _OTEL_DB = {"OTEL_PYTHON_DISTRO": "otel_db", "OTEL_PYTHON_CONFIGURATOR": "otel_db"}
+_CONTRIB = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
 
 
 def configurations() -> dict[str, Configuration]:
@@ -108,7 +137,15 @@ def configurations() -> dict[str, Configuration]:
             "opentelemetry-distro + contrib instrumentations",
             CONTRIB_ENV,
             launcher=True,
-            env={"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"},
+            env=dict(_CONTRIB),
+        ),
+        "contrib_traces": Configuration(
+            "contrib_traces",
+            "contrib, traces only (OTEL_METRICS_EXPORTER=none)",
+            CONTRIB_ENV,
+            launcher=True,
+            env={**_CONTRIB, **TRACES_ONLY},
+            compare_to="contrib_traces",
         ),
         # The same contrib stack asked for what otel_db's distro turns on: the stable
         # database conventions, under which contrib's DB-API instrumentations also record
@@ -134,6 +171,14 @@ def configurations() -> dict[str, Configuration]:
             PROJECT_ENV,
             launcher=True,
             env={**_OTEL_DB, **every_feature_on()},
+        ),
+        "otel_db_full_traces": Configuration(
+            "otel_db_full_traces",
+            "otel_db, every feature on, traces only (OTEL_METRICS_EXPORTER=none)",
+            PROJECT_ENV,
+            launcher=True,
+            env={**_OTEL_DB, **every_feature_on(), **TRACES_ONLY},
+            compare_to="contrib_traces",
         ),
     }
 

@@ -20,7 +20,7 @@ from benchmarks.configs import REPO_ROOT
 VENV_DIR = REPO_ROOT / "benchmarks" / ".venvs" / "contrib"
 _STAMP = ".otel_db_bench_requirements"
 
-_INSTRUMENTATIONS = ("sqlalchemy", "sqlite3", "psycopg2", "redis", "asyncpg", "dbapi")
+_INSTRUMENTATIONS = ("sqlalchemy", "sqlite3", "psycopg2", "redis", "asyncpg", "dbapi", "mysql")
 
 
 def _installed(distribution: str) -> str | None:
@@ -50,6 +50,8 @@ def requirements() -> list[str]:
         _pin("psycopg2-binary", _installed("psycopg2-binary")),
         _pin("redis", _installed("redis")),
         _pin("asyncpg", _installed("asyncpg")),
+        _pin("pg8000", _installed("pg8000")),
+        _pin("mysql-connector-python", _installed("mysql-connector-python")),
     ]
 
 

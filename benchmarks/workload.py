@@ -254,6 +254,74 @@ def psycopg2_raw(ops: int, warmup: int) -> Callable[[int], None]:
     return op
 
 
+def _contrib_dbapi_baseline(module: Any, system: str) -> None:
+    """On the contrib stack, trace ``module`` with contrib's generic DB-API integration:
+    contrib has no instrumentation of its own for it (pg8000), so this is what a contrib
+    user would do. Nothing happens on the otel_db stack, which instruments it itself."""
+    if os.environ.get("OTEL_PYTHON_DISTRO") != "distro":
+        return
+    from opentelemetry.instrumentation.dbapi import trace_integration
+
+    trace_integration(module, "connect", system)
+
+
+def pg8000_raw(ops: int, warmup: int) -> Callable[[int], None]:
+    """Raw pg8000 (its DB-API interface): the psycopg2 workload's SELECT, autocommit."""
+    import pg8000
+
+    with untraced():
+        _prepare_postgres()
+    _contrib_dbapi_baseline(pg8000, "postgresql")
+    connection = pg8000.connect(user="postgres", host="127.0.0.1", port=5432, database="test")
+    connection.autocommit = True
+    cursor = connection.cursor()
+
+    def op(i: int) -> None:
+        cursor.execute("SELECT id, name FROM bench_items WHERE id = %s", (i % ROWS + 1,))
+        cursor.fetchall()
+
+    return op
+
+
+MYSQL_HOST = os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("BENCH_MYSQL_PORT", "3306"))
+
+
+def mysql_connector_raw(ops: int, warmup: int) -> Callable[[int], None]:
+    """Raw mysql-connector on MariaDB: a SELECT by primary key on one cursor, autocommit."""
+    import mysql.connector
+
+    def connect() -> Any:
+        return mysql.connector.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", database="test"
+        )
+
+    with untraced():
+        setup = connect()
+        try:
+            cursor = setup.cursor()
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS bench_items "
+                "(id integer PRIMARY KEY, name varchar(64) NOT NULL, value integer NOT NULL)"
+            )
+            cursor.executemany(
+                "INSERT IGNORE INTO bench_items (id, name, value) VALUES (%s, %s, %s)",
+                [(i, f"item {i}", i) for i in range(1, ROWS + 1)],
+            )
+            setup.commit()
+        finally:
+            setup.close()
+    connection = connect()
+    connection.autocommit = True
+    cursor = connection.cursor()
+
+    def op(i: int, _connection: Any = connection) -> None:  # the cursor holds it weakly
+        cursor.execute("SELECT id, name FROM bench_items WHERE id = %s", (i % ROWS + 1,))
+        cursor.fetchall()
+
+    return op
+
+
 def _redis() -> Any:
     import redis
 
@@ -295,6 +363,8 @@ WORKLOADS: dict[str, Callable[[int, int], Callable[[int], None]]] = {
     "redis_get": redis_get,
     "redis_pipeline": redis_pipeline,
     "tx10_pg": transaction_postgres,
+    "pg8000": pg8000_raw,
+    "mysql_connector": mysql_connector_raw,
 }
 ASYNC_WORKLOADS: dict[str, Callable[[int, int], Any]] = {"async_pg": async_postgres}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from otel_db.compat.verified import shortcut, warn_once
+from otel_db.metrics import export_state
 from otel_db.pipeline.build import ProviderPipeline
 from otel_db.resource import distro_resource_attributes
 from otel_db.settings import Settings, current_settings
@@ -70,6 +72,9 @@ class OtelDbConfigurator(_OTelSDKConfigurator):
             if _accepts_export_span_processor():
                 kwargs.setdefault("export_span_processor", pipeline.for_exporter)
             super()._configure(**kwargs)
+            # Before any instrumentation is installed: with no metrics exporter, none
+            # of them creates a meter or records a measurement.
+            export_state.configured(os.environ, kwargs.get("metric_exporter_names"))
             if kwargs.get("export_span_processor") == pipeline.for_exporter:
                 # Exporter or not (OTEL_TRACES_EXPORTER=none), one enrichment stage.
                 pipeline.complete(trace.get_tracer_provider())

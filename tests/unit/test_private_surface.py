@@ -283,6 +283,58 @@ def test_contrib_dbapi_names_the_driver_integrations_use(monkeypatch):
     importlib.import_module("opentelemetry.instrumentation.sqlite3").SQLite3Instrumentor  # noqa: B018
 
 
+def test_contrib_dbapi_names_the_lean_statement_tracer_uses():
+    """instrumentation/lean_statement.py (``contrib.dbapi`` shortcut): the integration's
+    tracer and histograms, and the ``CursorTracer`` methods that populate a span, build
+    the metric attributes and record the metrics, with the arguments it passes."""
+    from opentelemetry.instrumentation import dbapi
+
+    integration = dbapi.DatabaseApiIntegration("surface", "postgresql")
+    _has(integration, "_tracer", "_duration_histogram", "_returned_rows_histogram")
+    _has(integration, "enable_commenter", "capture_parameters", "database", "name")
+    tracer = dbapi.CursorTracer(integration)
+    _has(tracer, "_db_api_integration")
+    assert tracer._db_api_integration is integration
+    assert _params(dbapi.CursorTracer._populate_span) == ["self", "span", "cursor", "args"]
+    assert _params(dbapi.CursorTracer._get_metric_attributes) == [
+        "self",
+        "operation_name",
+        "error",
+    ]
+    assert _params(dbapi.CursorTracer._record_metrics) == [
+        "self",
+        "cursor",
+        "operation_name",
+        "start_time",
+        "error",
+    ]
+    assert _params(dbapi.CursorTracer.get_operation_name) == ["self", "cursor", "args"]
+
+
+def test_contrib_redis_names_the_lean_command_span_uses():
+    """instrumentation/redis.py, redis_command_span.py (``contrib.redis`` shortcut):
+    contrib's wrapper factory, called with a stand-in tracer, and the instrumentor's
+    tracer."""
+    import redis
+    from opentelemetry.instrumentation import redis as contrib_redis
+
+    assert _params(contrib_redis._traced_execute_factory) == [
+        "tracer",
+        "request_hook",
+        "response_hook",
+    ]
+    wrapper = contrib_redis._traced_execute_factory(trace_api_tracer(), None, None)
+    assert _params(wrapper) == ["func", "instance", "args", "kwargs"]
+    assert callable(contrib_redis.RedisInstrumentor._get_tracer)
+    assert callable(redis.Redis.execute_command)
+
+
+def trace_api_tracer() -> Any:
+    from opentelemetry import trace
+
+    return trace.NoOpTracer()
+
+
 # -- drivers: pools/*.py (read defensively; listed so a release that moves them shows) ---
 
 

@@ -37,6 +37,7 @@ VERIFIED: Final[dict[str, frozenset[str]]] = {
     "opentelemetry-instrumentation-dbapi": _CONTRIB,
     "opentelemetry-instrumentation-sqlite3": _CONTRIB,
     "opentelemetry-instrumentation-psycopg2": _CONTRIB,
+    "opentelemetry-instrumentation-redis": _CONTRIB,
 }
 
 _SDK: Final = ("opentelemetry-api", "opentelemetry-sdk")
@@ -69,13 +70,19 @@ SHORTCUTS: Final[dict[str, tuple[str, ...]]] = {
     # launcher.py: contrib's auto_instrumentation.execl.
     "contrib.launcher.execl": ("opentelemetry-instrumentation",),
     # instrumentation/sqlite3.py, psycopg2.py: contrib's cursor proxy and integration
-    # private names (_duration_histogram, ...).
+    # private names (_duration_histogram, ...); instrumentation/lean_statement.py: the
+    # integration's _tracer and CursorTracer's _populate_span, _get_metric_attributes,
+    # _record_metrics.
     "contrib.dbapi": (
         "opentelemetry-instrumentation",
         "opentelemetry-instrumentation-dbapi",
         "opentelemetry-instrumentation-sqlite3",
         "opentelemetry-instrumentation-psycopg2",
     ),
+    # instrumentation/redis.py, redis_command_span.py: contrib's _traced_execute_factory
+    # and RedisInstrumentor._get_tracer (Redis.execute_command's span made once per
+    # pool, command and argument count).
+    "contrib.redis": ("opentelemetry-instrumentation", "opentelemetry-instrumentation-redis"),
 }
 
 _lock = threading.Lock()

@@ -40,7 +40,16 @@ def _keeps_quiet(connection: Any) -> None:
         return
 
 
+def _autocommit_at_connect(kwargs: Any) -> bool | None:
+    # mysql-connector's own default is off; an option file may say otherwise.
+    if "option_files" in kwargs:
+        return None
+    return bool(kwargs.get("autocommit", False))
+
+
 class _MySQLConnectorIntegration(DriverIntegration):
+    autocommit_at_connect = staticmethod(_autocommit_at_connect)  # type: ignore[assignment]
+
     def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
         connection = connect_method(*args, **kwargs)
         if isinstance(connection, DriverConnectionProxy):

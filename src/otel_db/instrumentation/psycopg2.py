@@ -14,9 +14,11 @@ traces without touching ``cursor_factory``:
   ``NamedTupleConnection`` picks ``NamedTupleCursor``), reaches the hook with the final
   factory, and the hook swaps in the traced subclass of exactly that class
   (:func:`_traced_cursor_class`, one per class, cached);
-- the traced cursor runs contrib's own ``CursorTracer`` (same span, attributes and
-  metrics as contrib's), and around it otel_db's transaction hooks; ``copy_expert``
-  (a SQL statement contrib leaves untraced) is traced the same way;
+- the traced cursor makes contrib's statement span (same span, attributes and metrics
+  as contrib's ``CursorTracer``, through otel_db's :mod:`lean_statement` tracer where
+  that is exactly contrib's span, else contrib's tracer itself), and around it
+  otel_db's transaction hooks; ``copy_expert`` (a SQL statement contrib leaves
+  untraced) is traced the same way;
 - what each connection needs (contrib's tracer with that connection's attributes, its
   transaction facts) is kept beside it in a weak map, never on it.
 
@@ -54,7 +56,10 @@ from psycopg2.extensions import cursor as pg_cursor
 
 from otel_db import attributes as attr
 from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
+from otel_db.instrumentation.lean_statement import LeanStatementTracer
+from otel_db.instrumentation.lean_statement import usable as lean_usable
 from otel_db.instrumentation.parameter_capture import first_row, statement_parameters
+from otel_db.metrics.export_state import contrib_integration_options
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
@@ -82,6 +87,8 @@ class _ConnectionTracing:
     track_transactions: bool
     comment: bool
     capture: bool
+    #: contrib's span made by otel_db's lean tracer, where it can (else ``tracer``'s).
+    lean: LeanStatementTracer | None = None
 
     def run(self, cursor: Any, method: Any, args: Any, kwargs: Any) -> Any:
         connection = cursor.connection
@@ -93,6 +100,9 @@ class _ConnectionTracing:
         )
         lost = failed = False
         try:
+            lean = self.lean
+            if lean is not None:
+                return lean.traced_execution(cursor, method, args, kwargs)
             return self.tracer.traced_execution(cursor, method, *args, **kwargs)
         except Exception:
             lost = bool(getattr(connection, "closed", 0))
@@ -308,7 +318,7 @@ def _connection_class(base: type) -> type:
 
 class _Integration(DatabaseApiIntegration):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **contrib_integration_options(kwargs))
         intern_contrib_histograms(self)
 
     def wrapped_connection(self, connect_method: Any, args: Any, kwargs: Any) -> Any:
@@ -337,13 +347,15 @@ class _Integration(DatabaseApiIntegration):
         if self.database:
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
+        tracer = CursorTracer(self)
         _TRACING[connection] = _ConnectionTracing(
-            tracer=CursorTracer(self),
+            tracer=tracer,
             system=system,
             track_transactions=settings.transaction_spans,
             # contrib's own commenter (an application that asked for it) wins over ours.
             comment=settings.sqlcommenter and not self.enable_commenter,
             capture=settings.capture_parameters,
+            lean=LeanStatementTracer(tracer) if lean_usable(self) else None,
         )
 
 

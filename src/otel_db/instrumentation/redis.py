@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any
 
+from opentelemetry.context import attach as _attach
+from opentelemetry.context import detach as _detach
 from opentelemetry.context import get_current as _get_current
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS
@@ -29,8 +31,11 @@ from opentelemetry.instrumentation.utils import (
     _SUPPRESS_INSTRUMENTATION_KEY_PLAIN as _SUPPRESS_PLAIN,
 )
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from otel_db import attributes as attr
+from otel_db.compat.verified import shortcut
+from otel_db.instrumentation.redis_command_span import command_template
 from otel_db.metrics.instruments import recorders
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pools import redis_pool
@@ -38,6 +43,7 @@ from otel_db.settings import current_settings
 from otel_db.transactions import redis_transactions
 from otel_db.transactions.statement_site import CURRENT_SITE, StatementSite
 
+_CLIENT = SpanKind.CLIENT
 _wrapped: list[tuple[Any, str]] = []
 _inner_wrapped: list[tuple[Any, str]] = []
 _lock = threading.Lock()
@@ -107,8 +113,12 @@ def _operation_attributes(client: Any, operation: Any) -> tuple[dict[str, Any], 
 
 
 def _record_duration(
-    client: Any, operation: Any, started: float, error: BaseException | None
+    client: Any, operation: Any, started: float | None, error: BaseException | None
 ) -> None:
+    """Record the duration of what started at ``started`` (None: nothing to record, the
+    process exports no metrics)."""
+    if started is None:
+        return
     try:
         elapsed = _perf_counter() - started
         attributes, shared = _operation_attributes(client, operation)
@@ -163,7 +173,7 @@ def _execute(wrapped: Any, pipeline: Any, args: tuple[Any, ...], kwargs: dict[st
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return wrapped(*args, **kwargs)
     site, operation = _pipeline_start(pipeline)
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return wrapped(*args, **kwargs)
@@ -183,7 +193,7 @@ async def _async_execute(
     if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
         return await wrapped(*args, **kwargs)
     site, operation = _pipeline_start(pipeline)
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return await wrapped(*args, **kwargs)
@@ -248,7 +258,7 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
         return wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection) if connection is not None else None
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return wrapped(*args, **kwargs)
@@ -261,6 +271,58 @@ def _command(wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str,
         _record_duration(client, args[0] if args else None, started, error)
 
 
+def _lean_command_factory(tracer: Any, contrib_command: Any) -> Any:
+    """``Redis.execute_command``'s one wrapper: contrib's span (from
+    :mod:`otel_db.instrumentation.redis_command_span`, else contrib's own wrapper) with
+    :func:`_command`'s site and duration around it."""
+
+    def contrib_span(wrapped: Any, client: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return contrib_command(wrapped, client, args, kwargs)
+
+        return run
+
+    def lean_command(
+        wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        current = _get_current()  # is_instrumentation_enabled(), read from one context
+        if current.get(_SUPPRESS) or current.get(_SUPPRESS_PLAIN):
+            return wrapped(*args, **kwargs)
+        try:
+            template = command_template(client, args)
+        except Exception as failure:  # contrib's wrapper then
+            FAILURES.report("redis command span", failure)
+            template = None
+        if template is None:
+            return _command(contrib_span(wrapped, client), client, args, kwargs)
+        connection = getattr(client, "connection", None)
+        token = _site_token(connection) if connection is not None else None
+        started = _perf_counter() if recorders() else None  # no metrics: no clock
+        error: BaseException | None = None
+        try:
+            span = tracer.start_span(template[0], kind=_CLIENT, attributes=template[1])
+            context_token = _attach(set_span_in_context(span))
+            try:
+                return wrapped(*args, **kwargs)
+            except Exception as raised:  # as the SDK's use_span does for contrib's span
+                if span.is_recording():
+                    span.record_exception(raised)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(raised).__name__}: {raised}"))
+                raise
+            finally:
+                _detach(context_token)
+                span.end()
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            if token is not None:
+                _reset(token)
+            _record_duration(client, args[0] if args else None, started, error)
+
+    return lean_command
+
+
 async def _async_command(
     wrapped: Any, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
@@ -269,7 +331,7 @@ async def _async_command(
         return await wrapped(*args, **kwargs)
     connection = getattr(client, "connection", None)
     token = _site_token(connection) if connection is not None else None
-    started = _perf_counter()
+    started = _perf_counter() if recorders() else None  # no metrics: no clock
     error: BaseException | None = None
     try:
         return await wrapped(*args, **kwargs)
@@ -321,8 +383,18 @@ def _unwrap(done: list[tuple[Any, str]]) -> None:
         done.clear()
 
 
-def _install_wrappers() -> None:
-    _wrap(_OUTER_TARGETS, _wrapped)
+def _install_wrappers(lean_command: Any = None) -> None:
+    """otel_db's outer wrappers; ``lean_command``: ``Redis.execute_command``'s whole
+    wrapper (contrib's span included), in place of :func:`_command` there."""
+    targets = _OUTER_TARGETS
+    if lean_command is not None:
+        targets = [
+            (module, target, lean_command if target == "Redis.execute_command" else wrapper)
+            if module == "redis.client"
+            else (module, target, wrapper)
+            for module, target, wrapper in targets
+        ]
+    _wrap(targets, _wrapped)
 
 
 def _remove_wrappers() -> None:
@@ -343,9 +415,34 @@ class RedisStatementInstrumentor(RedisInstrumentor):
         except BaseException:
             _unwrap(_inner_wrapped)
             raise
-        _install_wrappers()  # after contrib's: outermost, around contrib's span
+        lean = self._lean_command(**kwargs)
+        _install_wrappers(lean)  # after contrib's: outermost, around contrib's span
         if current_settings().pool_attributes:
             redis_pool.install()
+
+    def _lean_command(self, **kwargs: Any) -> Any:
+        """The lean ``Redis.execute_command`` wrapper, in place of contrib's (unwrapped
+        here), or None where contrib's wrapper stays (see redis_command_span.py)."""
+        if (
+            not shortcut("contrib.redis")
+            or kwargs.get("request_hook")
+            or kwargs.get("response_hook")
+        ):
+            return None
+        try:
+            import redis
+            from opentelemetry.instrumentation import redis as contrib_redis
+
+            if not hasattr(redis.Redis.execute_command, "__wrapped__"):
+                return None  # contrib did not wrap it (another redis-py generation)
+            tracer = self._get_tracer(**kwargs)
+            contrib_command = contrib_redis._traced_execute_factory(tracer, None, None)
+            lean = _lean_command_factory(tracer, contrib_command)
+            unwrap(redis.Redis, "execute_command")  # contrib's, replaced by ``lean``
+            return lean
+        except Exception as failure:  # contrib's wrapper stays
+            FAILURES.report("redis lean command span", failure)
+            return None
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _remove_wrappers()  # outermost first, then contrib's, then the innermost

@@ -36,6 +36,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_db import attributes as attr
 from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
+from otel_db.metrics.export_state import contrib_integration_options
 from otel_db.metrics.interned_histogram import intern_contrib_histograms
 from otel_db.pipeline.containment import FAILURES
 from otel_db.settings import current_settings
@@ -215,7 +216,7 @@ def _database_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 class _SQLite3Integration(DatabaseApiIntegration):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **contrib_integration_options(kwargs))
         intern_contrib_histograms(self)
 
     def wrapped_connection(

@@ -19,6 +19,7 @@ from otel_db.explain.slow_select import SlowSelectExplainer
 from otel_db.instrumentation import statement_results
 from otel_db.instrumentation.parameter_capture import capture_statement_parameters
 from otel_db.metrics import operation_duration
+from otel_db.metrics.export_state import metrics_exported
 from otel_db.settings import Settings
 from otel_db.sqlcommenter import append_traceparent
 from otel_db.transactions.wiring import sqlalchemy_start_hooks
@@ -85,7 +86,8 @@ def default_hooks(settings: Settings) -> StatementHooks:
         from otel_db.transactions.sqlalchemy_transactions import install
 
         hooks.parent = install().statement_parent  # statements under their transaction
-    hooks.on_end.append(operation_duration.on_statement_end)  # duration metric (issue 3)
+    if metrics_exported():  # (traces only: no metric work per statement, issue 19)
+        hooks.on_end.append(operation_duration.on_statement_end)  # duration metric (issue 3)
+        hooks.on_error.append(operation_duration.on_statement_error)  # (issue 3)
     hooks.on_end.append(statement_results.on_statement_end)  # returned rows (issue 18)
-    hooks.on_error.append(operation_duration.on_statement_error)  # duration metric (issue 3)
     return hooks.freeze()

@@ -16,7 +16,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from otel_db import attributes as attr
-from otel_db.metrics import pool_registry
+from otel_db.metrics import export_state, pool_registry
 from otel_db.metrics.shared_histogram import SharedAttributesHistogram
 from otel_db.version import __version__
 
@@ -119,35 +119,47 @@ _lock = threading.Lock()
 _default: DbClientMetrics | None = None
 _extra: list[DbClientMetrics] = []
 #: ``(_default, *_extra)``, rebuilt when either changes: the hot path reads it as is.
-_all: tuple[DbClientMetrics, ...] = ()
+_all: tuple[DbClientMetrics, ...] | None = None
 
 
 def recorders() -> tuple[DbClientMetrics, ...]:
-    """The process's instruments (created on first use) and any added ones."""
+    """The process's instruments (created on first use) and any added ones.
+
+    When the process exports no metrics (:mod:`otel_db.metrics.export_state`) the
+    process's set is never created: only added instruments, usually none, so callers
+    loop over nothing and record nothing.
+    """
     global _default, _all
     found = _all
-    if found:
+    if found is not None:
         return found
     with _lock:
+        if not export_state.metrics_exported():
+            _all = tuple(_extra)
+            return _all
         if _default is None:
             _default = DbClientMetrics()
         _all = (_default, *_extra)
         return _all
 
 
+def _rebuild() -> None:
+    """Recompute :data:`_all` at the next :func:`recorders` (under ``_lock``)."""
+    global _all
+    _all = None
+
+
 def add_recorder(meter_provider: metrics.MeterProvider) -> DbClientMetrics:
     """Also record into ``meter_provider`` (tests: a provider with an in-memory reader)."""
-    global _all
     recorder = DbClientMetrics(meter_provider)
     with _lock:
         _extra.append(recorder)
-        _all = (_default, *_extra) if _default is not None else ()
+        _rebuild()
     return recorder
 
 
 def remove_recorder(recorder: DbClientMetrics) -> None:
-    global _all
     with _lock:
         if recorder in _extra:
             _extra.remove(recorder)
-        _all = (_default, *_extra) if _default is not None else ()
+        _rebuild()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from otel_db.compat.verified import shortcut
+from otel_db.metrics.export_state import metrics_exported
 from otel_db.metrics.shared_histogram import SharedAttributesHistogram
 
 #: Distinct attribute sets kept per histogram; beyond it, new sets take the public path.
@@ -51,6 +52,22 @@ class InternedAttributesHistogram:
                 return
         self.histogram.record(amount, attributes, context)
 
+    def keep(self, attributes: dict[str, Any]) -> dict[str, Any] | None:
+        """The kept copy of ``attributes`` for :meth:`record_kept` (one per distinct set),
+        or None when it cannot be kept (an unhashable value, or the cap reached)."""
+        try:
+            key = tuple(attributes.items())
+            kept = self._interned.get(key)
+        except TypeError:
+            return None
+        if kept is None and len(self._interned) < MAX_INTERNED_SETS:
+            kept = self._interned.setdefault(key, dict(attributes))
+        return kept
+
+    def record_kept(self, amount: Any, kept: dict[str, Any]) -> None:
+        """``record(amount, kept)`` for a dict :meth:`keep` returned (never mutated)."""
+        self._shared.record(amount, kept)
+
     def __getattr__(self, name: str) -> Any:
         # Anything else contrib (or a test) reads from its instrument: the instrument's.
         return getattr(self.histogram, name)
@@ -63,8 +80,8 @@ def intern_contrib_histograms(integration: Any) -> None:
     the public path), and so is any contrib release outside the verified versions
     (:mod:`otel_db.compat.verified`); this never raises.
     """
-    if not shortcut("contrib.dbapi"):
-        return
+    if not shortcut("contrib.dbapi") or not metrics_exported():
+        return  # (no metrics exported: contrib's histograms are the API's no-op ones)
     for name in CONTRIB_HISTOGRAM_ATTRIBUTES:
         histogram = getattr(integration, name, None)
         if histogram is None or isinstance(histogram, InternedAttributesHistogram):

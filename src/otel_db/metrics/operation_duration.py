@@ -63,6 +63,8 @@ def _success_attributes(span_attributes: Any) -> dict[str, Any] | None:
 
 
 def _record(span: Span, end_time_ns: int, error: BaseException | None) -> None:
+    if not recorders():
+        return  # the process exports no metrics
     try:
         start = getattr(span, "start_time", None)
         if not start or not span.is_recording():

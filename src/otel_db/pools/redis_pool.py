@@ -135,6 +135,7 @@ class PoolState:
     """
 
     __slots__ = (
+        "command_spans",
         "counts",
         "metrics",
         "name",
@@ -148,6 +149,9 @@ class PoolState:
         self.pool_ref = pool_ref
         self.counts: Any = counts  # (used, idle) reader for this kind of pool
         self.operations: dict[Any, dict[str, Any]] = {}
+        #: (command, argument count) -> contrib's span name and attributes for it
+        #: (``instrumentation/redis_command_span.py``; shared: never mutated)
+        self.command_spans: dict[tuple[Any, int], tuple[str, dict[str, Any]]] = {}
         #: db.system.name, db.namespace, server.* of the pool (shared: never mutated)
         self.system_attributes: dict[str, Any] | None = None
         self.name: str | None = None
