@@ -41,7 +41,7 @@ from otel_db.transactions import dbapi_transactions as tx
 _AUTOCOMMIT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
-def _remember_autocommit(connection: Any, value: Any) -> None:
+def remember_autocommit(connection: Any, value: Any) -> None:
     # (not weakly referenceable: the getter is asked instead)
     with contextlib.suppress(TypeError):
         _AUTOCOMMIT[connection] = bool(value)
@@ -125,7 +125,7 @@ class DriverConnectionProxy(tx.EndsTransactions, TracedConnectionProxy):
     @autocommit.setter
     def autocommit(self, value: Any) -> None:
         self.__wrapped__.autocommit = value
-        _remember_autocommit(self.__wrapped__, value)
+        remember_autocommit(self.__wrapped__, value)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return DriverCursorProxy(
@@ -190,7 +190,7 @@ class DriverIntegration(DatabaseApiIntegration):
         if self.autocommit_at_connect is not None:
             known = self.autocommit_at_connect(kwargs)
             if known is not None:
-                _remember_autocommit(connection, known)
+                remember_autocommit(connection, known)
         return DriverConnectionProxy(connection, self)
 
 

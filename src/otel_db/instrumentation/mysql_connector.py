@@ -16,7 +16,11 @@ from typing import Any
 from opentelemetry.instrumentation.mysql import MySQLInstrumentor
 from opentelemetry.instrumentation.mysql.version import __version__
 
-from otel_db.instrumentation.dbapi_driver import DriverConnectionProxy, DriverIntegration
+from otel_db.instrumentation.dbapi_driver import (
+    DriverConnectionProxy,
+    DriverIntegration,
+    remember_autocommit,
+)
 from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.settings import current_settings
 
@@ -55,6 +59,9 @@ class _MySQLConnectorIntegration(DriverIntegration):
         if isinstance(connection, DriverConnectionProxy):
             return connection  # connect(pool_name=...): the pool's, traced already
         _keeps_quiet(connection)
+        known = _autocommit_at_connect(kwargs)
+        if known is not None:
+            remember_autocommit(connection, known)
         return self.traced(connection)
 
     def traced(self, connection: Any) -> DriverConnectionProxy:
