@@ -46,12 +46,16 @@ OLDEST = [
     "opentelemetry-instrumentation-redis==0.66b0",
     "opentelemetry-instrumentation-asyncpg==0.66b0",
     "opentelemetry-instrumentation-pymysql==0.66b0",
+    "opentelemetry-instrumentation-mysql==0.66b0",
     "wrapt==1.16.0",
     "sqlalchemy==2.0.30",
     "psycopg2-binary==2.9.9",
     "redis==5.3.1",
     "asyncpg==0.29.0",
     "pymysql==1.1.0",
+    "mysql-connector-python==9.0.0",
+    "pg8000==1.29.0",
+    "alembic==1.7.2",
 ]
 
 #: What ``pip install -U opentelemetry-sdk`` (and its siblings) upgrades for a user.
