@@ -9,6 +9,7 @@ set-up, run a subprocess instead.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
@@ -64,14 +65,21 @@ SESSION_SETTINGS = {"OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "200"}
 CANARIES = ("hunter2", "alice@example.com", "alice.canary@example.com", "918273", "s3cr3t-t0ken")
 
 
+#: A W3C span id or trace id in lowercase hex, as otel_db writes ids into attributes.
+_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
+
+
 def _texts(value: object) -> list[str]:
     """An attribute value as the texts a literal could hide in.
 
-    A measured number (a wait time of 0.0123230001918273 s) can contain a canary's
-    digits by chance, so numbers are only compared whole: a leaked literal keeps its
-    value, a measurement does not come out equal to it.
+    A measured number (a wait time of 0.0123230001918273 s) or a random id (span id
+    c3fea20966918273) can contain a canary's digits by chance, so those are only compared
+    whole: a leaked literal keeps its value, a measurement or an id does not come out
+    equal to it.
     """
     if isinstance(value, str):
+        if _ID.fullmatch(value):  # a span or trace id (otel_db.transaction.id): random hex
+            return [f"\x00{value}\x00"]
         return [value]
     if isinstance(value, (list, tuple)):
         return [text for item in value for text in _texts(item)]

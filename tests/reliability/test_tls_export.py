@@ -10,6 +10,7 @@ secret showing up in the app's output could only come from the client side.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,10 @@ def tls_receiver(tls: TlsFiles, protocol: str) -> Iterator[TlsOtlpTraceReceiver]
 
 #: requests lets these override the exporter's own CA file (see the xfail below).
 REQUESTS_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+#: The OTLP/HTTP exporter 1.45.0 sends through urllib3 unless given a requests session
+#: (so the variables above do not reach it); 1.45.1 went back to requests.
+HTTP_EXPORTER_USES_REQUESTS = metadata.version("opentelemetry-exporter-otlp-proto-http") != "1.45.0"
 
 
 def _env(receiver: TlsOtlpTraceReceiver, tls: TlsFiles, protocol: str, **extra: str):
@@ -153,6 +158,7 @@ def test_a_malformed_header_value_is_never_logged(
 
 
 @pytest.mark.xfail(
+    HTTP_EXPORTER_USES_REQUESTS,
     strict=True,
     reason="OTLP/HTTP goes through requests, and requests lets REQUESTS_CA_BUNDLE / "
     "CURL_CA_BUNDLE in the environment replace the session's CA file: "
