@@ -168,6 +168,14 @@ def test_an_outage_longer_than_the_buffer_drops_the_oldest_and_says_so(tmp_path:
     assert "0 spans could not be exported" not in at_exit[0]
     dropped = int(re.search(r"(\d+) spans? were dropped earlier", at_exit[0]).group(1))
     assert dropped > 0
-    print(f"6 s outage, buffer 300: {received} received, {dropped} dropped and reported")
-    # Everything not dropped arrived (a batch in flight at a failure may count twice).
-    assert statements - dropped - 5 <= received <= statements, (received, dropped, stderr)
+    # On a loaded machine the bounded exit flush may not get through the backlog: what
+    # it leaves is reported in the same line, never silently gone.
+    unsent = re.search(r"(\d+) spans? could not be exported", at_exit[0])
+    lost = int(unsent.group(1)) if unsent else 0
+    print(
+        f"6 s outage, buffer 300: {received} received, {dropped} dropped, "
+        f"{lost} unsent at exit, all reported"
+    )
+    # Everything neither dropped nor reported unsent arrived (a batch in flight at a
+    # failure may count twice).
+    assert statements - dropped - lost - 5 <= received <= statements, (received, dropped, stderr)

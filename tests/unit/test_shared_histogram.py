@@ -280,14 +280,26 @@ def test_records_racing_delta_collections_all_count():
     shared = SharedAttributesHistogram(_histogram(_provider(readers)))
     done = threading.Event()
     counts: list[int] = []
+    collected = threading.Condition()
+    collections = [0]
 
     def collect() -> None:
         while not done.is_set():
             counts.extend(point[2] for point in _points(readers[0]))
+            with collected:
+                collections[0] += 1
+                collected.notify_all()
 
     def work() -> None:
-        for _ in range(3_000):
+        for index in range(3_000):
             shared.record(0.003, GET)
+            if index % 500 == 499:
+                # On a loaded machine the collector may not run at all while the
+                # workers hold the GIL: wait for one more collection so the race
+                # really spans several of them.
+                with collected:
+                    seen = collections[0]
+                    collected.wait_for(lambda seen=seen: collections[0] > seen, timeout=10)
 
     collector = threading.Thread(target=collect)
     collector.start()
