@@ -77,31 +77,33 @@ def test_raw_psycopg2_statements_carry_their_own_spans_traceparent(tmp_path):
     result = run_inline(
         tmp_path,
         f"""
+        import sys
         import psycopg2
         from psycopg2 import sql
         conn = psycopg2.connect({POSTGRES_URL!r})
         conn.autocommit = True
         cur = conn.cursor()
         cur.execute({OWN_QUERY!r})
-        print("SERVER-SAW-TEXT", cur.fetchone()[0])
+        print("SERVER-SAW-TEXT", cur.fetchone()[0], file=sys.stderr)
         cur.execute(sql.SQL({OWN_QUERY!r} + " AND {{}} = {{}}").format(
             sql.Identifier("pid"), sql.Identifier("pid")))
-        print("SERVER-SAW-COMPOSED", cur.fetchone()[0])
+        print("SERVER-SAW-COMPOSED", cur.fetchone()[0], file=sys.stderr)
         cur.execute({OWN_QUERY.encode()!r})
-        print("SERVER-SAW-BYTES", cur.fetchone()[0])
+        print("SERVER-SAW-BYTES", cur.fetchone()[0], file=sys.stderr)
         cur.execute("CREATE TEMP TABLE commented_rows (seen text)")
         cur.executemany(
             "INSERT INTO commented_rows SELECT query FROM pg_stat_activity"
             " WHERE pid = pg_backend_pid() AND %s = %s", [(1, 1), (2, 2)])
         cur.execute("SELECT seen FROM commented_rows")
-        print("SERVER-SAW-MANY", [row[0] for row in cur.fetchall()])
+        print("SERVER-SAW-MANY", [row[0] for row in cur.fetchall()], file=sys.stderr)
         conn.close()
         """,
         env={"OTEL_PYTHON_DB_SQLCOMMENTER": "true", "OTEL_TRACES_EXPORTER": "console"},
     )
     assert result.returncode == 0, result.stderr
+    # (on stderr: the console exporter's thread writes spans to stdout meanwhile)
     seen = dict(
-        line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith("SERVER-SAW")
+        line.split(" ", 1) for line in result.stderr.splitlines() if line.startswith("SERVER-SAW")
     )
     spans = console_spans(result.stdout)
     by_text = {}
