@@ -7,6 +7,7 @@ connection; transactions are still found as before, on a real MariaDB."""
 from __future__ import annotations
 
 import mysql.connector
+import mysql.connector.pooling
 import pytest
 from mysql.connector.connection import MySQLConnection
 
@@ -65,3 +66,39 @@ def test_autocommit_from_the_connect_call(spans, autocommit_queries):
         connection.close()
     assert autocommit_queries == []
     assert _transactions(spans) == []
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_lent_connections_know_autocommit_from_the_pools_configuration(
+    spans, autocommit_queries, autocommit
+):
+    pool = mysql.connector.pooling.MySQLConnectionPool(
+        pool_name=f"autocommit_{autocommit}", pool_size=1, autocommit=autocommit, **MARIADB
+    )
+    for _ in range(3):  # lent, used, handed back (its session reset), lent again
+        connection = pool.get_connection()
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+        cursor.close()
+        if not autocommit:
+            connection.commit()
+        connection.close()
+    assert autocommit_queries == []
+    assert len(_transactions(spans)) == (0 if autocommit else 3)
+
+
+def test_without_the_session_reset_the_driver_is_asked(spans, autocommit_queries):
+    pool = mysql.connector.pooling.MySQLConnectionPool(
+        pool_name="autocommit_no_reset", pool_size=1, pool_reset_session=False, **MARIADB
+    )
+    connection = pool.get_connection()
+    cursor = connection.cursor()
+    cursor.execute("SELECT 1")
+    cursor.fetchall()
+    cursor.close()
+    connection.commit()
+    connection.close()
+    assert autocommit_queries  # the last borrower may have changed it: not assumed
+    (transaction,) = _transactions(spans)
+    assert transaction.attributes[attr.TRANSACTION_STATEMENT_COUNT] == 1

@@ -15,6 +15,12 @@ installed are not counted.
 The pool's connections are opened by the pool itself, not through the traced
 ``mysql.connector.connect``: the ``PooledMySQLConnection`` handed out is wrapped in the
 same traced connection proxy (statements, transactions) as a direct connection.
+
+A lent connection's ``autocommit`` is known without asking the server (its getter is a
+``SELECT @@session.autocommit`` round trip): the pool configures each connection from
+the arguments ``set_config`` took, and resets a returned connection's session to them
+(``pool_reset_session``, its default). With the reset off, or an option file in the
+arguments, it is not known and the transaction tracking asks the driver.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from otel_db.instrumentation.dbapi_driver import remember_autocommit
 from otel_db.metrics import pool_events
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pools.checkouts import CHECKOUTS
@@ -34,6 +41,8 @@ from otel_db.pools.snapshot import POOL_NAMES, PoolSnapshot, count_value, record
 _USED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: PooledMySQLConnection -> its pool, until it is closed.
 _LENT: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+#: pool -> the autocommit its configuration gives every connection it lends.
+_CONFIG_AUTOCOMMIT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 _count_lock = threading.Lock()
 _installed: list[tuple[type, str]] = []
 _lock = threading.Lock()
@@ -80,6 +89,25 @@ def _returned(pooled: Any) -> None:
             _USED[pool] = max(0, _USED.get(pool, 0) - 1)
 
 
+def _set_config(wrapped: Any, pool: Any, args: Any, kwargs: Any) -> Any:
+    result = wrapped(*args, **kwargs)
+    try:
+        if kwargs and "option_files" not in kwargs:
+            # (mysql-connector's own default is off)
+            _CONFIG_AUTOCOMMIT[pool] = bool(kwargs.get("autocommit", False))
+        elif kwargs:
+            _CONFIG_AUTOCOMMIT.pop(pool, None)
+    except Exception as failure:
+        FAILURES.report("mysql-connector pool configuration", failure)
+    return result
+
+
+def _autocommit_at_lend(pool: Any) -> bool | None:
+    if getattr(pool, "reset_session", None) is not True:
+        return None  # the last borrower's session, whatever it set
+    return _CONFIG_AUTOCOMMIT.get(pool)
+
+
 def _get_connection(wrap: Wrap) -> Any:
     def get_connection(wrapped: Any, pool: Any, args: Any, kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -92,6 +120,9 @@ def _get_connection(wrap: Wrap) -> Any:
         try:
             waited = time.perf_counter() - started
             _lent(pool, pooled)
+            autocommit = _autocommit_at_lend(pool)
+            if autocommit is not None:
+                remember_autocommit(pooled, autocommit)
             CHECKOUTS.checked_out(pooled, pool, read_pool, waited * 1000.0)
             pool_events.checked_out(pool_name(pool), pooled, waited, False)
             pool_events.observe(pool, _read_for_metrics)
@@ -149,6 +180,7 @@ def install(wrap: Wrap, new_connection: Callable[[Any], None]) -> None:
             return result
 
         for cls, method, wrapper in (
+            (pooling.MySQLConnectionPool, "set_config", _set_config),
             (pooling.MySQLConnectionPool, "get_connection", _get_connection(wrap)),
             (pooling.PooledMySQLConnection, "close", _close),
             (pooling.PooledMySQLConnection, "__init__", pooled_init),
