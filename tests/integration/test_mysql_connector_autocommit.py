@@ -17,17 +17,28 @@ from tests.conftest import MARIADB
 pytestmark = pytest.mark.mariadb
 
 
+def _connection_classes() -> list[type]:
+    """Pure Python and, where its C extension loads (9.0 here; not 26.x, which needs
+    OpenSSL 3.2), the one ``connect()`` returns by default."""
+    classes: list[type] = [MySQLConnection]
+    try:
+        from mysql.connector.connection_cext import CMySQLConnection
+    except ImportError:
+        return classes
+    return [*classes, CMySQLConnection]
+
+
 @pytest.fixture
 def autocommit_queries(monkeypatch):
     seen: list[str] = []
-    original = MySQLConnection.info_query
+    for cls in _connection_classes():
 
-    def info_query(self, query, *args, **kwargs):
-        if "autocommit" in str(query):
-            seen.append(query)
-        return original(self, query, *args, **kwargs)
+        def info_query(self, query, *args, _original=cls.info_query, **kwargs):
+            if "autocommit" in str(query):
+                seen.append(query)
+            return _original(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(MySQLConnection, "info_query", info_query)
+        monkeypatch.setattr(cls, "info_query", info_query)
     return seen
 
 
