@@ -142,6 +142,30 @@ def test_statements_without_a_parent_are_not_tracked(pipeline):
     assert detector._ancestors == {} and detector._parents == {}
 
 
+def test_statements_under_a_root_transaction_span_are_not_counted_and_state_is_bounded(
+    pipeline, monkeypatch
+):
+    # A transaction with no application span above it (a script's autobegin): its
+    # statements count for nobody; the transaction is remembered once as a dead end
+    # (no lookups per statement), within the span bound.
+    tracer, exporter, detector = pipeline
+    monkeypatch.setattr(n_plus_one, "MAX_TRACKED_SPANS", 4)
+    for t in range(10):
+        with tracer.start_as_current_span(
+            "TRANSACTION",
+            kind=SpanKind.CLIENT,
+            attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.TRANSACTION_ID: f"t{t}"},
+        ):
+            for n in range(6):
+                _statement(tracer, f"SELECT * FROM users WHERE id = {n}")
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 70
+    assert not any(attr.N_PLUS_ONE in span.attributes for span in spans)
+    assert not any(attr.QUERY_COUNT in span.attributes for span in spans)
+    assert detector._ancestors == {} and detector._parents == {}
+    assert 0 < len(detector._dead_ends) <= 4
+
+
 def test_state_is_bounded_for_parents_that_never_end(pipeline, monkeypatch):
     tracer, _, detector = pipeline
     monkeypatch.setattr(n_plus_one, "MAX_TRACKED_PARENTS", 3)

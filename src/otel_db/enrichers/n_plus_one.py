@@ -136,6 +136,10 @@ class NPlusOneDetector(SpanEnricher):
         # statements of a parent with counts are not kept here (see on_start).
         self._ancestors: dict[int, Span | _ParentCounts] = {}
         self._parents: dict[int, _ParentCounts] = {}
+        # Root database or transaction spans (no parent of their own, so no application
+        # span to count for): their statements are done at once, without the parent
+        # lookups below (a transaction without an application span: every statement).
+        self._dead_ends: dict[int, None] = {}
         self._lock = threading.Lock()
         _DETECTORS.add(self)
 
@@ -162,7 +166,8 @@ class NPlusOneDetector(SpanEnricher):
         # The second and later statements under one application span: it already has
         # counts, and the statement is counted through its parent's id when it ends
         # (nothing to look up or remember now).
-        if parent_span_context[SPAN_ID] in self._parents:
+        parent_id = parent_span_context[SPAN_ID]
+        if parent_id in self._parents or parent_id in self._dead_ends:
             return
         parent = trace.get_current_span(parent_context)
         # The exact-type test first: an ABC isinstance check costs ~1 us.
@@ -176,9 +181,17 @@ class NPlusOneDetector(SpanEnricher):
             # one remembered for the transaction span, or, when that one already had
             # counts as the transaction started, those counts.
             ancestor = self._ancestors.get(parent.context.span_id)
-            if ancestor is None and parent.parent is not None:
-                ancestor = self._parents.get(parent.parent.span_id)
+            grandparent = parent.parent
+            if ancestor is None and grandparent is not None:
+                ancestor = self._parents.get(grandparent.span_id)
             if ancestor is None:
+                if grandparent is None:
+                    # Never anything to count for: its own start remembered no
+                    # ancestor (it had no parent), and it has no parent to look up.
+                    dead_ends = self._dead_ends
+                    if len(dead_ends) >= MAX_TRACKED_SPANS:
+                        dead_ends.clear()  # bounded; only the shortcut is lost
+                    dead_ends[parent_id] = None
                 return
         ancestors = self._ancestors
         with self._lock:
@@ -330,3 +343,4 @@ class NPlusOneDetector(SpanEnricher):
         with self._lock:
             self._ancestors.clear()
             self._parents.clear()
+            self._dead_ends.clear()
