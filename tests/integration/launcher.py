@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).resolve().parents[2]
@@ -63,3 +64,22 @@ def run_inline(
     script = tmp_path / "inline_app.py"
     script.write_text(textwrap.dedent(body))
     return run_script(str(script), env=env)
+
+
+def run_with_explain(tmp_path: Path, app: str, explain: str) -> tuple[str, list[dict[str, Any]]]:
+    """``app`` under the launcher with the console exporter, EXPLAIN of slow SELECTs
+    switched by ``explain`` (threshold 100 ms): (its stdout, its database spans)."""
+    from tests.support.console_output import console_spans
+
+    result = run_inline(
+        tmp_path,
+        app,
+        env={
+            "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_PYTHON_DB_EXPLAIN_SLOW_QUERIES": explain,
+            "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "100",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    spans = [s for s in console_spans(result.stdout) if "db.system.name" in s["attributes"]]
+    return result.stdout, spans

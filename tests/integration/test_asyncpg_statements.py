@@ -12,8 +12,7 @@ import pytest
 
 from otel_db import attributes as attr
 from tests.conftest import POSTGRES_URL
-from tests.integration.launcher import run_inline
-from tests.support.console_output import console_spans
+from tests.integration.launcher import run_with_explain
 
 
 def by_text(spans, fragment):
@@ -103,18 +102,7 @@ asyncio.run(main())
 
 
 def _run(tmp_path, explain: str) -> tuple[str, list[dict]]:
-    result = run_inline(
-        tmp_path,
-        APP,
-        env={
-            "OTEL_TRACES_EXPORTER": "console",
-            "OTEL_PYTHON_DB_EXPLAIN_SLOW_QUERIES": explain,
-            "OTEL_PYTHON_DB_SLOW_QUERY_THRESHOLD_MS": "100",
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    spans = [s for s in console_spans(result.stdout) if "db.system.name" in s["attributes"]]
-    return result.stdout, spans
+    return run_with_explain(tmp_path, APP, explain)
 
 
 @pytest.mark.postgres
