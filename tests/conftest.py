@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
@@ -26,6 +25,7 @@ from otel_db.distro import apply_environment_defaults
 from otel_db.pipeline.build import processing_chain
 from otel_db.pipeline.db_span import db_system
 from otel_db.settings import Settings
+from tests.free_ports import free_port as free_port  # re-exported for the tests
 
 POSTGRES_URL = os.environ.get(
     "OTEL_DB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -248,12 +248,6 @@ def spans(otel_session: SpanCapture) -> Iterator[SpanCapture]:
     otel_session.clear()
     yield otel_session
     otel_session.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.free_ports import free_port as free_port  # re-exported for the stack tests
+
 from .otlp_receiver import OtlpTraceReceiver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
