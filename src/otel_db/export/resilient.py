@@ -61,6 +61,8 @@ PROBED_BACKOFF_MAX_S = 30.0
 #: Consecutive raising exports of one batch before it is split to find what raises.
 RAISES_BEFORE_ISOLATING = 3
 _EXIT_MARGIN_S = 0.5
+#: How long the exit waits to learn whether a collector that refused is back.
+_EXIT_PROBE_TIMEOUT_S = 0.2
 
 
 class _ExitHook:
@@ -207,6 +209,7 @@ class ResilientBatchProcessor(SpanProcessor):
                 return
             self._closing_deadline = deadline
             self._cond.notify_all()
+            collector_back = False
             while (self._buffer or self._in_flight) and self._worker.is_alive():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -216,10 +219,17 @@ class ResilientBatchProcessor(SpanProcessor):
                 # exporter falls back to OTLP on localhost, where nothing listens).
                 # ERRORS holds the OTLP exporters' own log lines: it says nothing of
                 # another exporter (console) beside them, which must still be drained.
-                if (self._collector is not None and is_refused(ERRORS.last_error)) or (
-                    self._failures and is_refused(self.report.last_reason)
+                # The refusal may be an outage's that is over: a collector that accepts
+                # connections again gets the backlog until the deadline.
+                if not collector_back and (
+                    (self._collector is not None and is_refused(ERRORS.last_error))
+                    or (self._failures and is_refused(self.report.last_reason))
                 ):
-                    break
+                    collector_back = self._collector is not None and accepts_connections(
+                        self._collector, timeout=min(remaining, _EXIT_PROBE_TIMEOUT_S)
+                    )
+                    if not collector_back:
+                        break
                 self._cond.wait(min(remaining, 0.1))
             self.closed = True
             lost = len(self._buffer) + self._in_flight
