@@ -15,13 +15,19 @@ from tests.integration.launcher import REPO, launcher_environment
 DEMO = REPO / "examples" / "app.py"
 
 
+#: A trace's header line. The app's own ``print()`` writes its text and its newline
+#: separately, so the exporter thread's output can land between them: the header then
+#: follows the app's text on the same line ("demo: 3 orders, sales 126.00trace 4bf9...").
+_TRACE_HEADER = re.compile(r"trace [0-9a-f]{32}")
+
+
 def _trees(text: str) -> dict[str, list[str]]:
     """Printed trees by their root span's name."""
     trees: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.splitlines():
-        if line.startswith("trace "):
-            current = [line]
+        if header := _TRACE_HEADER.search(line):
+            current = [line[header.start() :]]
         elif current is not None and line:
             if len(current) == 1:
                 trees[line[3:].split("  ")[0]] = current
