@@ -156,6 +156,7 @@ def test_the_shut_gate_takes_start_span():
 @pytest.mark.shortcut
 def test_a_proxy_tracer_is_followed_to_the_sdk_tracer(monkeypatch):
     provider, seen = _provider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # as before the SDK is set up
     proxy = trace.ProxyTracer("tests.span_start")
     starter = SpanStarter(proxy)
     assert not starter.shortcut  # no provider yet: the API's no-op tracer
