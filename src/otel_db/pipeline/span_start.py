@@ -80,7 +80,9 @@ class SpanStarter:
         self._proxy: Any = None
         self._max_attributes = 0
         self._max_length = 0
+        #: The sampler found to return the attributes it is given, and one found not to.
         self._sampler: Any = None
+        self._refused: Any = None
         self._span_class: Any = None
         self._sampling: Any = None
         try:
@@ -161,7 +163,8 @@ class SpanStarter:
             return tracer.start_span(name, context=context, kind=_CLIENT, attributes=attributes)
         sampler = tracer.sampler
         if sampler is not self._sampler:
-            if not _passes_attributes(sampler, self._sampling):
+            if sampler is self._refused or not _passes_attributes(sampler, self._sampling):
+                self._refused = sampler  # asked once, not per span
                 return tracer.start_span(name, context=context, kind=_CLIENT, attributes=attributes)
             self._sampler = sampler
         return self._start(tracer, sampler, name, context, attributes)
