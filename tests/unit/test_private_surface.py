@@ -162,6 +162,77 @@ def test_sdk_span_fields_the_pipeline_reads_and_writes():
     provider.shutdown()
 
 
+# -- SDK trace: pipeline/span_start.py ------------------------------------------------
+
+#: sha256 of ``Tracer.start_span``'s source on 1.45.0, 1.45.1 and 1.45.2 (identical):
+#: SpanStarter._start repeats its steps, so any change to it must be looked at.
+START_SPAN_SOURCE = "3cd55e4a9e148e4117820b4da05af6cfc6dcff6f8d8e9809ccce5c85a5aea2d0"
+
+
+def test_sdk_tracer_internals_the_span_starter_uses():
+    import hashlib
+
+    from opentelemetry import trace
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.trace import SpanLimits, Tracer, _Span, sampling
+
+    source = inspect.getsource(Tracer.start_span)
+    assert hashlib.sha256(source.encode()).hexdigest() == START_SPAN_SOURCE
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=7))
+    tracer = provider.get_tracer("surface")
+    assert type(tracer) is Tracer
+    _has(tracer, "sampler", "id_generator", "resource", "span_processor", "instrumentation_info")
+    _has(tracer, "_span_limits", "_tracer_metrics", "_instrumentation_scope", "_is_enabled")
+    assert tracer._span_limits.max_span_attributes == 7
+    assert tracer._span_limits.max_span_attribute_length is None
+    assert tracer._is_enabled() is True
+    assert _params(tracer._tracer_metrics.start_span) == [
+        "parent_span_context",
+        "sampling_decision",
+    ]
+    _has(tracer.id_generator, "generate_trace_id", "generate_span_id", "is_trace_id_random")
+    for name in (
+        "name",
+        "context",
+        "parent",
+        "sampler",
+        "resource",
+        "attributes",
+        "span_processor",
+        "kind",
+        "links",
+        "instrumentation_info",
+        "record_exception",
+        "set_status_on_exception",
+        "limits",
+        "instrumentation_scope",
+        "record_end_metrics",
+    ):
+        assert name in _params(_Span.__init__), name
+    span = tracer.start_span("s")
+    assert type(span) is _Span
+    assert type(span._attributes) is BoundedAttributes and type(span._attributes._dict) is dict
+    span.end()
+    # The samplers taken to return the attributes they are given, and ParentBased's
+    # delegates.
+    for name in ("StaticSampler", "_AlwaysOn", "_AlwaysOff", "TraceIdRatioBased"):
+        _has(sampling, name)
+    parent_based = sampling.ParentBased(sampling.ALWAYS_ON)
+    _has(
+        parent_based,
+        "_root",
+        "_remote_parent_sampled",
+        "_remote_parent_not_sampled",
+        "_local_parent_sampled",
+        "_local_parent_not_sampled",
+    )
+    for name in ("ParentBasedTraceIdRatio", "_ParentBasedAlwaysOn", "_ParentBasedAlwaysOff"):
+        assert issubclass(getattr(sampling, name), sampling.ParentBased)
+    proxy = trace.ProxyTracer("surface")
+    assert proxy._real_tracer is None
+    provider.shutdown()
+
+
 # -- SDK providers: export/exit.py; configurator.py ---------------------------------
 
 

@@ -56,6 +56,11 @@ SHORTCUTS: Final[dict[str, tuple[str, ...]]] = {
     # pipeline/stage.py, draft.py, transaction_holding.py, enrichers/n_plus_one.py:
     # read and write the fields of the SDK's Span / ReadableSpan.
     "sdk.trace.span_fields": _SDK,
+    # pipeline/span_start.py: Tracer.start_span's steps with the SDK's _Span and the
+    # tracer's _span_limits, _tracer_metrics, _instrumentation_scope, _is_enabled and
+    # the samplers' delegates (SQLAlchemy statement and transaction spans start with
+    # attributes otel_db checked once, without the per-span cleaning pass).
+    "sdk.trace.start_span": _SDK,
     # export/otlp_encoding.py: replaces the gRPC span exporter's _translate_data.
     "exporter.grpc.translate_data": _GRPC,
     # export/collector_probe.py: a new gRPC channel after an outage

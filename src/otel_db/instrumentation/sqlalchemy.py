@@ -29,7 +29,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from otel_db import attributes as attr
 from otel_db.instrumentation import library_statements
@@ -37,6 +37,7 @@ from otel_db.instrumentation.semconv import DatabaseAttributeWriter
 from otel_db.instrumentation.sqlalchemy_engine_facts import EngineFacts, facts_for
 from otel_db.instrumentation.statement_hooks import StatementHooks, default_hooks
 from otel_db.pipeline.containment import FAILURES
+from otel_db.pipeline.span_start import SpanStarter
 from otel_db.settings import current_settings
 from otel_db.version import __version__
 
@@ -70,12 +71,16 @@ def _name(hook: object) -> str:
 
 
 class _Template:
-    __slots__ = ("attributes", "facts", "name")
+    __slots__ = ("attributes", "facts", "longest", "name")
 
-    def __init__(self, facts: EngineFacts, name: str, attributes: dict[str, Any]) -> None:
+    def __init__(
+        self, facts: EngineFacts, name: str, attributes: dict[str, Any], longest: int | None
+    ) -> None:
         self.facts = facts
         self.name = name
         self.attributes = attributes
+        #: SpanStarter.check(attributes): spans start without the SDK's cleaning pass.
+        self.longest = longest
 
 
 class _StatementState:
@@ -96,6 +101,7 @@ class StatementListener:
         hooks: StatementHooks | None = None,
     ) -> None:
         self._tracer = tracer
+        self._starter = SpanStarter(tracer)
         self._writer = writer
         self._hooks = hooks or StatementHooks()
         # Statements SQLAlchemy runs without an execution context (dialect start-up
@@ -121,11 +127,11 @@ class StatementListener:
             if executemany and isinstance(parameters, (list, tuple)) and len(parameters) > 1:
                 attributes[attr.DB_OPERATION_BATCH_SIZE] = len(parameters)
             parent = self._hooks.parent(conn) if self._hooks.parent is not None else None
-            span = self._tracer.start_span(
+            span = self._starter.start(
                 template.name,
-                context=trace.set_span_in_context(parent) if parent is not None else None,
-                kind=SpanKind.CLIENT,
-                attributes=attributes,
+                trace.set_span_in_context(parent) if parent is not None else None,
+                attributes,
+                template.longest,
             )
             for hook in self._hooks.on_start:
                 try:
@@ -236,10 +242,9 @@ class StatementListener:
         found = templates.get(statement)
         if found is not None and found.facts is facts:
             return found
+        attributes = self._attributes(statement, None, False, facts)
         found = _Template(
-            facts,
-            self._span_name(statement, facts),
-            self._attributes(statement, None, False, facts),
+            facts, self._span_name(statement, facts), attributes, SpanStarter.check(attributes)
         )
         if len(statement) <= _MAX_TEMPLATE_STATEMENT_CHARS:
             if len(templates) >= _MAX_TEMPLATES:

@@ -23,9 +23,11 @@ from opentelemetry.trace import Span
 
 from otel_db import attributes as attr
 from otel_db.instrumentation.semconv import DatabaseAttributeWriter
-from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
+from otel_db.instrumentation.sqlalchemy_engine_facts import EngineFacts, facts_for
 from otel_db.pipeline.containment import FAILURES
 from otel_db.transactions.tracker import TransactionTracker, default_tracker
+
+_MAX_ENGINES = 256
 
 
 class SQLAlchemyTransactionListener:
@@ -34,18 +36,34 @@ class SQLAlchemyTransactionListener:
     def __init__(self, tracker: TransactionTracker) -> None:
         self.tracker = tracker
         self._writer = DatabaseAttributeWriter()
+        # id(engine facts) -> (facts, span name, attributes, their check): the same for every
+        # transaction of an engine, so worked out once (bounded; refills at once).
+        self._begins: dict[int, tuple[EngineFacts, str, dict[str, Any], int | None]] = {}
 
     def begin(self, conn: Any) -> None:
         try:
             facts = facts_for(conn.engine, None)
-            attributes: dict[str, Any] = {}
-            self._writer.system(attributes, facts.system)
-            self._writer.namespace(attributes, facts.namespace)
-            self._writer.server(attributes, facts.host, facts.port)
-            name = f"TRANSACTION {facts.namespace or facts.system}"
-            self.tracker.begin(conn, name, attributes, make_current=False)
+            found = self._begins.get(id(facts))
+            if found is None or found[0] is not facts:
+                found = self._begin_template(facts)
+            _, name, attributes, checked = found
+            self.tracker.begin(conn, name, attributes, make_current=False, checked=checked)
         except Exception as error:
             FAILURES.report("SQLAlchemy transaction begin", error)
+
+    def _begin_template(
+        self, facts: EngineFacts
+    ) -> tuple[EngineFacts, str, dict[str, Any], int | None]:
+        attributes: dict[str, Any] = {}
+        self._writer.system(attributes, facts.system)
+        self._writer.namespace(attributes, facts.namespace)
+        self._writer.server(attributes, facts.host, facts.port)
+        name = f"TRANSACTION {facts.namespace or facts.system}"
+        found = (facts, name, attributes, self.tracker.check(attributes))
+        if len(self._begins) >= _MAX_ENGINES:
+            self._begins.clear()
+        self._begins[id(facts)] = found
+        return found
 
     def commit(self, conn: Any) -> None:
         try:

@@ -30,6 +30,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_db import attributes as attr
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
+from otel_db.pipeline.span_start import SpanStarter
 from otel_db.transactions.write_classification import can_write
 from otel_db.version import __version__
 
@@ -231,6 +232,7 @@ class TransactionTracker:
 
     def __init__(self, tracer: trace.Tracer | None = None) -> None:
         self._tracer = tracer or trace.get_tracer(TRACER_NAME, __version__)
+        self._starter = SpanStarter(self._tracer)
         self._lock = threading.Lock()
         # id(key) -> (a weak reference to the key when it has them, else the key). A
         # connection the application drops without COMMIT/ROLLBACK (a garbage-collected
@@ -324,8 +326,12 @@ class TransactionTracker:
         attributes: Mapping[str, AttributeValue],
         *,
         make_current: bool = True,
+        checked: int | None = None,
     ) -> Transaction:
-        """Open a transaction on ``key`` (ending a forgotten one there as ``unknown``)."""
+        """Open a transaction on ``key`` (ending a forgotten one there as ``unknown``).
+
+        ``checked``: :meth:`check` of ``attributes``, if they are the same every time (the
+        span then starts without the SDK's cleaning pass)."""
         self._settle_orphans()
         if self._collected:
             self._settle_collected()
@@ -333,9 +339,7 @@ class TransactionTracker:
         if stale is not None:
             self._finish(stale, attr.OUTCOME_UNKNOWN, None)
         opened_under = trace.get_current_span()
-        span = self._tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=transaction_start_attributes(attributes)
-        )
+        span = self._starter.start(name, None, transaction_start_attributes(attributes), checked)
         # The id, count and outcome reach the span as it ends (_end_scope), in one write.
         transaction_id = f"{span.get_span_context().span_id:016x}"
         token = context_api.attach(trace.set_span_in_context(span)) if make_current else None
@@ -352,6 +356,11 @@ class TransactionTracker:
             self.evicted += 1
             self._finish(old, attr.OUTCOME_UNKNOWN, None)
         return transaction
+
+    @staticmethod
+    def check(attributes: Mapping[str, AttributeValue]) -> int | None:
+        """``SpanStarter.check`` of a transaction span's start attributes."""
+        return SpanStarter.check(transaction_start_attributes(attributes))
 
     def statement_started(
         self, key: Hashable, span: trace.Span, statement: object = None
