@@ -96,6 +96,34 @@ def test_sqlalchemy_queue_pool(spans, reader):
 
 
 @pytest.mark.postgres
+def test_sqlalchemy_create_time_counts_only_checkouts_that_opened_a_connection(spans, reader):
+    """Reusing a pooled connection is a wait but no creation; a checkout that reconnects
+    an invalidated entry (the pool's size unchanged) opened a new connection."""
+    engine = sa.create_engine(SA_URL, pool_size=2, max_overflow=0)
+    try:
+        for marker in ("first", "reused"):
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"SELECT 1 AS create_time_{marker}"))
+        name = POOL_NAMES.peek(engine.pool)
+        metrics = _metrics(reader)
+        (wait,) = _points(metrics["db.client.connection.wait_time"], name)
+        (created,) = _points(metrics["db.client.connection.create_time"], name)
+        assert (wait.count, created.count) == (2, 1)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1 AS create_time_invalidated"))
+            conn.invalidate()
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1 AS create_time_reconnected"))
+        assert engine.pool.checkedin() == 1  # the same entry, reconnected
+        metrics = _metrics(reader)
+        (wait,) = _points(metrics["db.client.connection.wait_time"], name)
+        (created,) = _points(metrics["db.client.connection.create_time"], name)
+        assert (wait.count, created.count) == (4, 2)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
 def test_sqlalchemy_checkout_timeout_is_counted(spans, reader):
     engine = sa.create_engine(SA_URL, pool_size=1, max_overflow=0, pool_timeout=0.05)
     try:

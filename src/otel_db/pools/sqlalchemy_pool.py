@@ -7,7 +7,9 @@ is kept beside the pool's objects, never in them: the application's ``info`` dic
 it lives in a map keyed by the checked-out connection proxy (gone with it) and the pool
 entry (for the ``checkin`` event, which is given the entry). Counts are read from the
 pool at statement start (``checkedout()``, ``checkedin()``, ``size()``,
-``_max_overflow``).
+``_max_overflow``). Whether a checkout opened a new connection (the ``create_time``
+metric) is the pool's own ``connect`` event, which SQLAlchemy fires for the entry before
+that checkout's ``checkout`` event, not a comparison of pool sizes.
 """
 
 from __future__ import annotations
@@ -31,12 +33,22 @@ from otel_db.pools.snapshot import POOL_NAMES, record_exhaustion, server_name
 class _Checkout:
     """One checkout: its wait, when it began, and the pool's name once known."""
 
-    __slots__ = ("__weakref__", "checked_out_at", "name", "proxy_ref", "unrecorded", "wait_ms")
+    __slots__ = (
+        "__weakref__",
+        "checked_out_at",
+        "created",
+        "name",
+        "proxy_ref",
+        "unrecorded",
+        "wait_ms",
+    )
 
     def __init__(self) -> None:
         self.proxy_ref: Any = None
+        #: The pool opened a new DB-API connection for this checkout (its ``connect`` event).
+        self.created = False
         self.wait_ms: float | None = None
-        #: (wait_s, grew) the metrics record once the pool is named (first statement).
+        #: (wait_s, created) the metrics record once the pool is named (first statement).
         self.unrecorded: tuple[float, bool] | None = None
         self.checked_out_at: float | None = None
         self.name: str | None = None
@@ -51,6 +63,11 @@ _MAX_CHECKOUTS = 100_000
 _BY_ENTRY: weakref.WeakKeyDictionary[Any, _Checkout] = weakref.WeakKeyDictionary()
 #: The checkout the ``checkout`` event just saw on this thread, for ``_timed_connect``.
 _LAST = threading.local()
+#: id(pool entry) -> weak reference to it: entries the ``connect`` event gave a new
+#: connection whose ``checkout`` event has not come yet. Keyed by entry, not by thread:
+#: on an async engine another task may check out between the two events.
+_CONNECTED: dict[int, weakref.ref[Any]] = {}
+_MAX_CONNECTING = 10_000
 
 # Per pool: its name, size and maximum (see _static_facts); gone with the pool.
 _STATIC: weakref.WeakKeyDictionary[Any, _PoolFacts] = weakref.WeakKeyDictionary()
@@ -62,7 +79,6 @@ _install_lock = threading.Lock()
 
 
 def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    before = _total(pool)
     started = time.perf_counter()
     try:
         with pool_events.pending(pool):
@@ -76,7 +92,7 @@ def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[
         _LAST.checkout = None
         if checkout is not None and _proxy_of(checkout) is fairy:
             checkout.wait_ms = (now - started) * 1000.0
-            checkout.unrecorded = (now - started, 0 <= before < _total(pool))
+            checkout.unrecorded = (now - started, checkout.created)
             checkout.checked_out_at = now
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkout timing", failure)
@@ -99,9 +115,23 @@ def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         _BY_PROXY[key] = checkout
         if record is not None:
             _BY_ENTRY[record] = checkout
+            if _CONNECTED:
+                opened = _CONNECTED.pop(id(record), None)
+                checkout.created = opened is not None and opened() is record
         _LAST.checkout = checkout
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkout tracking", failure)
+
+
+def _connected(dbapi_connection: Any, record: Any) -> None:
+    """Pool ``connect`` event: ``record`` got a new DB-API connection (a new pool entry, or
+    an entry reconnecting after invalidation or recycling), for the checkout under way."""
+    try:
+        if len(_CONNECTED) >= _MAX_CONNECTING:
+            _CONNECTED.clear()  # bounded; at worst a checkout's create time goes unrecorded
+        _CONNECTED[id(record)] = weakref.ref(record)
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy connect tracking", failure)
 
 
 def _forget(key: int, checkout: _Checkout) -> None:
@@ -126,13 +156,6 @@ def _report_timeout(pool: Any, started: float, error: BaseException) -> None:
             record_exhaustion(name, (time.perf_counter() - started) * 1000.0, error)
     except Exception as failure:
         FAILURES.report("SQLAlchemy pool timeout recording", failure)
-
-
-def _total(pool: Any) -> int:
-    """Connections the pool holds now (-1: not a counting pool)."""
-    from sqlalchemy.pool import QueuePool
-
-    return pool.checkedin() + pool.checkedout() if isinstance(pool, QueuePool) else -1
 
 
 def _checked_in(dbapi_connection: Any, record: Any) -> None:
@@ -181,6 +204,7 @@ def install() -> None:
         from sqlalchemy import event
         from sqlalchemy.pool import Pool
 
+        event.listen(Pool, "connect", _connected)
         event.listen(Pool, "checkout", _checked_out)
         event.listen(Pool, "checkin", _checked_in)
         _installed = True
