@@ -124,6 +124,39 @@ def test_sqlalchemy_create_time_counts_only_checkouts_that_opened_a_connection(s
 
 
 @pytest.mark.postgres
+def test_sqlalchemy_pending_requests_count_a_waiting_checkout(spans, reader):
+    import threading
+    import time
+
+    engine = sa.create_engine(SA_URL, pool_size=1, max_overflow=0, pool_timeout=10)
+    try:
+        held = engine.connect()
+        held.execute(sa.text("SELECT 1 AS pending_marker"))  # names the pool
+        name = POOL_NAMES.peek(engine.pool)
+
+        def wait_for_a_connection() -> None:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        waiter = threading.Thread(target=wait_for_a_connection)
+        waiter.start()
+        pending = []
+        for _ in range(500):  # bounded: at most ~5 s
+            pending = _points(_metrics(reader)["db.client.connection.pending_requests"], name)
+            if [p.value for p in pending] == [1]:
+                break
+            time.sleep(0.01)
+        assert [p.value for p in pending] == [1]
+        held.close()
+        waiter.join(timeout=10)
+        assert not waiter.is_alive()
+        pending = _points(_metrics(reader)["db.client.connection.pending_requests"], name)
+        assert [p.value for p in pending] == [0]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
 def test_sqlalchemy_checkout_timeout_is_counted(spans, reader):
     engine = sa.create_engine(SA_URL, pool_size=1, max_overflow=0, pool_timeout=0.05)
     try:

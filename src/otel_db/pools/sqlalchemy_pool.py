@@ -18,6 +18,7 @@ import functools
 import threading
 import time
 import weakref
+from collections import deque
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -72,6 +73,8 @@ _MAX_CONNECTING = 10_000
 # Per pool: its name, size and maximum (see _static_facts); gone with the pool.
 _STATIC: weakref.WeakKeyDictionary[Any, _PoolFacts] = weakref.WeakKeyDictionary()
 _FACTS_BY_ID: dict[int, tuple[weakref.ref[Any], _PoolFacts]] = {}
+#: id(pool) -> (weak reference to it, its pending-request counter), for ``_timed_connect``.
+_PENDING_BY_ID: dict[int, tuple[weakref.ref[Any], deque[None] | None]] = {}
 _MAX_POOLS = 10_000
 
 _installed = False
@@ -79,10 +82,21 @@ _install_lock = threading.Lock()
 
 
 def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    entry = _PENDING_BY_ID.get(id(pool))
+    counter = entry[1] if entry is not None and entry[0]() is pool else _pending_counter(pool)
     started = time.perf_counter()
     try:
-        with pool_events.pending(pool):
+        # pool_events.pending(pool), written out: this wraps every checkout.
+        if counter is not None:
+            counter.append(None)
+        try:
             fairy = wrapped(*args, **kwargs)
+        finally:
+            if counter is not None:
+                try:  # noqa: SIM105 - hot path: no context manager object per call
+                    counter.pop()
+                except IndexError:  # unbalanced: never below zero
+                    pass
     except Exception as error:
         _report_timeout(pool, started, error)
         raise
@@ -97,6 +111,25 @@ def _timed_connect(wrapped: Any, pool: Any, args: tuple[Any, ...], kwargs: dict[
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkout timing", failure)
     return fairy
+
+
+def _pending_counter(pool: Any) -> deque[None] | None:
+    """``pool``'s pending-request counter, kept by the pool's id after the first time (a
+    ``WeakKeyDictionary`` lookup makes a weak reference per call)."""
+    try:
+        counter = pool_events.pending_counter(pool)
+        key = id(pool)
+        try:
+            ref = weakref.ref(pool, lambda _ref: _PENDING_BY_ID.pop(key, None))
+        except TypeError:
+            return counter
+        if len(_PENDING_BY_ID) >= _MAX_POOLS:
+            _PENDING_BY_ID.clear()
+        _PENDING_BY_ID[key] = (ref, counter)
+        return counter
+    except Exception as failure:
+        FAILURES.report("SQLAlchemy pending checkouts", failure)
+        return None
 
 
 def _proxy_of(checkout: _Checkout) -> Any:
