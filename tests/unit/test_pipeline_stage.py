@@ -130,6 +130,26 @@ def test_deferred_attributes_of_spans_that_never_end_are_bounded():
     assert len(registry) == 0
 
 
+def test_handed_over_attributes_merge_like_added_ones_and_stay_bounded():
+    registry = DeferredAttributes(capacity=3)
+    span = TracerProvider().get_tracer("test").start_span("SELECT")
+    registry.hand_over(span, {attr.POOL_USED: 1})  # no stage: on the live span at once
+    assert span.attributes[attr.POOL_USED] == 1 and len(registry) == 0
+    registry.consumer_started()
+    try:
+        tracer = TracerProvider().get_tracer("test")
+        spans = [tracer.start_span(f"s{i}") for i in range(5)]
+        for one in spans:
+            registry.hand_over(one, {attr.POOL_USED: 2})
+        registry.add(spans[-1], {attr.TRANSACTION_ID: "ab"})
+        assert len(registry) == 3
+        last = spans[-1].get_span_context().span_id
+        assert registry.take(last) == {attr.POOL_USED: 2, attr.TRANSACTION_ID: "ab"}
+        assert registry.take(spans[0].get_span_context().span_id) is None
+    finally:
+        registry.consumer_stopped()
+
+
 def test_sampled_out_spans_leave_nothing_deferred():
     # A non-recording span never reaches the stage: an entry for it would only wait for
     # the cap, pushing out real spans' entries (transactions of sampled-out traces).

@@ -57,6 +57,23 @@ class DeferredAttributes:
                 del pending[next(iter(pending))]
         pending[key] = dict(attributes)
 
+    def hand_over(self, span: Span, attributes: dict[str, AttributeValue]) -> None:
+        """:meth:`add` for a caller that has just seen ``span`` recording and gives up
+        ``attributes`` (a dict of its own, kept as it is instead of copied)."""
+        if not self._consumers:
+            span.set_attributes(attributes)
+            return
+        key = span.get_span_context().span_id
+        pending = self.pending
+        found = pending.get(key)
+        if found is not None:
+            found.update(attributes)
+            return
+        if len(pending) >= self._capacity:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del pending[next(iter(pending))]
+        pending[key] = attributes
+
     def take(self, span_id: int) -> dict[str, AttributeValue] | None:
         """The attributes deferred for the ending span, removed from here."""
         return self.pending.pop(span_id, None) if self.pending else None

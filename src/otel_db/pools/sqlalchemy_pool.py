@@ -311,16 +311,21 @@ def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
     """``StatementHooks.on_start``: the pool attributes of the statement span.
 
     What ``PoolSnapshot.attributes()`` gives, written out: this runs for every statement,
-    and the fixed part of the dict is copied from the pool's template.
+    and the fixed part of the dict is copied from the pool's template. The pool's facts
+    and the checkout are looked up inline (:func:`_pool_facts`, :func:`checkout_of`).
     """
     if not span.is_recording():
         return
     engine = sa_connection.engine
     pool = engine.pool
-    if not isinstance(pool, _queue_pool()):
+    entry = _FACTS_BY_ID.get(id(pool))
+    if entry is not None and entry[0]() is pool:
+        facts = entry[1]  # only a QueuePool has facts
+    elif isinstance(pool, _queue_pool()):
+        facts = _pool_facts(engine, pool)
+    else:
         return
-    facts = _pool_facts(engine, pool)
-    checkout = checkout_of(sa_connection)
+    checkout = _BY_PROXY.get(id(sa_connection.connection))
     if checkout is not None and checkout.unrecorded is not None:
         _first_statement_of_checkout(checkout, facts.name, pool)
     # QueuePool.checkedout() is maxsize - qsize + overflow; checkedin() is qsize.
@@ -335,7 +340,7 @@ def statement_hook(span: Span, sa_connection: Any, *_: Any) -> None:
     wait = checkout.wait_ms if checkout is not None else None
     if wait is not None:
         attributes[attr.POOL_WAIT_MS] = wait
-    DEFERRED.add(span, attributes)
+    DEFERRED.hand_over(span, attributes)
 
 
 def sqlalchemy_pool_hooks() -> tuple[Any, ...]:
