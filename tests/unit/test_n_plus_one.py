@@ -166,6 +166,29 @@ def test_statements_under_a_root_transaction_span_are_not_counted_and_state_is_b
     assert 0 < len(detector._dead_ends) <= 4
 
 
+def test_a_root_transaction_span_is_a_dead_end_from_its_start(pipeline):
+    # What the tracker starts (a statement count of 0 from the start): noted as the span
+    # starts, so that its statements stop at the first lookup (with the SDK's fields
+    # verified; otherwise at its first statement, as before); a root statement is not.
+    tracer, exporter, detector = pipeline
+    with tracer.start_as_current_span(
+        "TRANSACTION",
+        kind=SpanKind.CLIENT,
+        attributes={attr.DB_SYSTEM_NAME: "postgresql", attr.TRANSACTION_STATEMENT_COUNT: 0},
+    ) as transaction:
+        transaction_id = transaction.get_span_context().span_id
+        assert list(detector._dead_ends) == ([transaction_id] if detector._fields else [])
+        for n in range(6):
+            _statement(tracer, f"SELECT * FROM users WHERE id = {n}")
+    _statement(tracer, "SELECT 1")
+    assert list(detector._dead_ends) == [transaction_id]
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 8
+    assert not any(attr.N_PLUS_ONE in span.attributes for span in spans)
+    assert not any(attr.QUERY_COUNT in span.attributes for span in spans)
+    assert detector._ancestors == {} and detector._parents == {}
+
+
 def test_state_is_bounded_for_parents_that_never_end(pipeline, monkeypatch):
     tracer, _, detector = pipeline
     monkeypatch.setattr(n_plus_one, "MAX_TRACKED_PARENTS", 3)

@@ -60,6 +60,7 @@ _FINGERPRINT: Final = attr.QUERY_FINGERPRINT
 _CLIENT: Final = SpanKind.CLIENT
 _N_PLUS_ONE: Final = attr.N_PLUS_ONE
 _LIBRARY_ISSUED: Final = attr.QUERY_LIBRARY_ISSUED
+_STATEMENT_COUNT: Final = attr.TRANSACTION_STATEMENT_COUNT
 _FLAGGED: Final[Mapping[str, AttributeValue]] = {attr.N_PLUS_ONE: True}
 
 
@@ -162,6 +163,16 @@ class NPlusOneDetector(SpanEnricher):
             span.set_attribute(_LIBRARY_ISSUED, True)
             return
         if parent_span_context is None:
+            # A root transaction span (a statement count from its start, see
+            # transaction_start_attributes) is a dead end for its statements: noted now,
+            # so that each stops at the first test below instead of at the end of it.
+            if self._fields:
+                stored = getattr(span._attributes, "_dict", span._attributes)
+                if stored and _STATEMENT_COUNT in stored:
+                    dead_ends = self._dead_ends
+                    if len(dead_ends) >= MAX_TRACKED_SPANS:
+                        dead_ends.clear()  # bounded; only the shortcut is lost
+                    dead_ends[span._context[SPAN_ID]] = None
             return
         # The second and later statements under one application span: it already has
         # counts, and the statement is counted through its parent's id when it ends
