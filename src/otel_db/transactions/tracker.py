@@ -157,12 +157,12 @@ def _compact_resolution(transaction: Transaction) -> OutcomeOf:
     them; then one outcome string answers for every statement that can carry the
     transaction's id (only :meth:`TransactionTracker.statement_in` tags spans).
     """
-    not_remembered = transaction.outcome_of(0)
     statements = transaction.statements
     if not transaction.had_savepoints and transaction.root.statement_count <= len(statements):
         # Every statement ran in the root scope and is remembered: one verdict for all.
         first = next(iter(statements), None)
-        return _Uniform(not_remembered if first is None else transaction.outcome_of(first))
+        return _Uniform(transaction.outcome_of(0 if first is None else first))
+    not_remembered = transaction.outcome_of(0)
     by_scope: dict[int, str] = {}  # one verdict per scope, not per statement
     outcomes: dict[int, str] = {}
     for span_id, scope in transaction.statements.items():
@@ -332,12 +332,15 @@ class TransactionTracker:
 
         ``checked``: :meth:`check` of ``attributes``, if they are the same every time (the
         span then starts without the SDK's cleaning pass)."""
-        self._settle_orphans()
+        if self._orphans:
+            self._settle_orphans()
         if self._collected:
             self._settle_collected()
-        stale = self._take(key)
-        if stale is not None:
-            self._finish(stale, attr.OUTCOME_UNKNOWN, None)
+        # Usually nothing is open on the key: looked up without the lock first.
+        if id(key) in self._open:
+            stale = self._take(key)
+            if stale is not None:
+                self._finish(stale, attr.OUTCOME_UNKNOWN, None)
         opened_under = trace.get_current_span()
         span = self._starter.start(name, None, transaction_start_attributes(attributes), checked)
         # The id, count and outcome reach the span as it ends (_end_scope), in one write.
@@ -531,7 +534,8 @@ class TransactionTracker:
             if trace.get_current_span() is span:
                 _detach(scope.token)
                 span.end()
-                self._settle_orphans()
+                if self._orphans:
+                    self._settle_orphans()
                 scope.token = None
                 return
             self._remember_orphan(span, scope.token)
