@@ -157,14 +157,16 @@ class TransactionHoldingStage(SpanProcessor):
         transaction_id = attributes.get(attr.TRANSACTION_ID)
         if transaction_id is None or attr.TRANSACTION_OUTCOME in attributes:
             return (span,)  # not in a transaction, or a transaction/savepoint span itself
+        if type(transaction_id) is not str:
+            transaction_id = str(transaction_id)
         now = time.monotonic()
         overflow: list[ReadableSpan] = []
         with self._lock:
-            outcome_of = self.tracker.resolution(str(transaction_id))
+            outcome_of = self.tracker.resolution(transaction_id)
             if outcome_of is None:
-                held = self._held.get(str(transaction_id))
+                held = self._held.get(transaction_id)
                 if held is None:
-                    held = self._held[str(transaction_id)] = _Held(now)
+                    held = self._held[transaction_id] = _Held(now)
                     if self._sweeper is None:
                         self._start_sweeper()
                 if len(held.spans) < self.max_per_transaction:
