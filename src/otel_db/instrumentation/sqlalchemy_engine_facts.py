@@ -25,6 +25,10 @@ class EngineFacts:
 
 
 _facts: weakref.WeakKeyDictionary[Any, EngineFacts] = weakref.WeakKeyDictionary()
+#: The same, found by the engine's id (read twice per statement in a transaction; a
+#: ``WeakKeyDictionary`` lookup makes a weak reference per call). Bounded.
+_facts_by_id: dict[int, tuple[weakref.ref[Any], EngineFacts]] = {}
+_MAX_ENGINES = 10_000
 
 
 def facts_for(engine: Any, cursor: Any) -> EngineFacts:
@@ -33,11 +37,22 @@ def facts_for(engine: Any, cursor: Any) -> EngineFacts:
 
     ``cursor.connection`` is read only while the facts are not known yet: it is a DB-API
     extension, and some drivers (pg8000) warn on every read."""
+    entry = _facts_by_id.get(id(engine))
+    if entry is not None and entry[0]() is engine:
+        return entry[1]
     found = _facts.get(engine)
     if found is None:
         dbapi_connection = getattr(cursor, "connection", None) if cursor is not None else None
         found = _compute(engine, dbapi_connection)
         _facts[engine] = found
+    key = id(engine)
+    try:
+        ref = weakref.ref(engine, lambda _ref: _facts_by_id.pop(key, None))
+    except TypeError:
+        return found
+    if len(_facts_by_id) >= _MAX_ENGINES:
+        _facts_by_id.clear()
+    _facts_by_id[key] = (ref, found)
     return found
 
 
