@@ -21,8 +21,8 @@ PROBE = """
 def probe(cursor):
     candidates = [getattr(cursor, "_self_integration", None)]
     if type(cursor).__module__.startswith("psycopg2"):
-        from otel_db.instrumentation.psycopg2 import _TRACING
-        tracing = _TRACING.get(cursor.connection)
+        from otel_db.instrumentation.psycopg2 import _tracing_of
+        tracing = _tracing_of(cursor.connection)
         candidates.append(getattr(getattr(tracing, "tracer", None), "_db_api_integration", None))
     for integration in filter(None, candidates):
         histogram = integration._duration_histogram

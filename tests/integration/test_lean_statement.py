@@ -26,10 +26,10 @@ PG8000 = {"user": "postgres", "host": "127.0.0.1", "port": 5432, "database": "te
 
 def _psycopg2(lean: bool) -> Any:
     connection = psycopg2.connect(POSTGRES_URL)
-    tracing = traced_psycopg2._TRACING[connection]
+    tracing = traced_psycopg2._tracing_of(connection)
     assert isinstance(tracing.lean, LeanStatementTracer)
     if not lean:
-        traced_psycopg2._TRACING[connection] = dataclasses.replace(tracing, lean=None)
+        traced_psycopg2._set_tracing(connection, dataclasses.replace(tracing, lean=None))
     return connection
 
 
@@ -142,7 +142,7 @@ def test_lean_tracer_keeps_each_text_once(spans):
     connection = psycopg2.connect(POSTGRES_URL)
     connection.autocommit = True
     try:
-        lean = traced_psycopg2._TRACING[connection].lean
+        lean = traced_psycopg2._tracing_of(connection).lean
         with connection.cursor() as cursor:
             for i in range(3):
                 cursor.execute("SELECT %s", (i,))

@@ -112,15 +112,26 @@ class _ConnectionTracing:
             tx.exit_statement(token, connection, lost, failed)
 
 
-#: Traced connections (instances of a :func:`_connection_class`) -> their tracing.
-_TRACING: weakref.WeakKeyDictionary[Any, _ConnectionTracing] = weakref.WeakKeyDictionary()
+#: id(traced connection) -> (weak reference to it, its tracing); the reference's callback
+#: removes the entry with the connection. Read twice per statement: a plain dict (a
+#: ``WeakKeyDictionary`` lookup makes a weak reference per call).
+_TRACING: dict[int, tuple[weakref.ref[Any], _ConnectionTracing]] = {}
 
 
 def _tracing_of(connection: Any) -> _ConnectionTracing | None:
-    try:
-        return _TRACING.get(connection)
-    except TypeError:  # not weakly referenceable: never registered
-        return None
+    entry = _TRACING.get(id(connection))
+    return entry[1] if entry is not None and entry[0]() is connection else None
+
+
+def _set_tracing(connection: Any, tracing: _ConnectionTracing) -> None:
+    key = id(connection)
+    _TRACING[key] = (weakref.ref(connection, lambda _ref: _forget_tracing(key, _ref)), tracing)
+
+
+def _forget_tracing(key: int, ref: weakref.ref[Any]) -> None:
+    entry = _TRACING.get(key)
+    if entry is not None and entry[0] is ref:
+        _TRACING.pop(key, None)
 
 
 def _commented(query: Any, cursor: Any, span: Any) -> Any:
@@ -348,14 +359,17 @@ class _Integration(DatabaseApiIntegration):
             system[attr.DB_NAMESPACE] = self.database
         system.update({k: v for k, v in self.span_attributes.items() if k.startswith("server.")})
         tracer = CursorTracer(self)
-        _TRACING[connection] = _ConnectionTracing(
-            tracer=tracer,
-            system=system,
-            track_transactions=settings.transaction_spans,
-            # contrib's own commenter (an application that asked for it) wins over ours.
-            comment=settings.sqlcommenter and not self.enable_commenter,
-            capture=settings.capture_parameters,
-            lean=LeanStatementTracer(tracer) if lean_usable(self) else None,
+        _set_tracing(
+            connection,
+            _ConnectionTracing(
+                tracer=tracer,
+                system=system,
+                track_transactions=settings.transaction_spans,
+                # contrib's own commenter (an application that asked for it) wins over ours.
+                comment=settings.sqlcommenter and not self.enable_commenter,
+                capture=settings.capture_parameters,
+                lean=LeanStatementTracer(tracer) if lean_usable(self) else None,
+            ),
         )
 
 
