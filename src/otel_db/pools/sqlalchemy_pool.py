@@ -26,6 +26,7 @@ from opentelemetry.trace import Span
 from otel_db import attributes as attr
 from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
 from otel_db.metrics import pool_events
+from otel_db.metrics.instruments import recorders
 from otel_db.pipeline.containment import FAILURES
 from otel_db.pipeline.deferred import DEFERRED
 from otel_db.pools.snapshot import POOL_NAMES, record_exhaustion, server_name
@@ -199,7 +200,7 @@ def _checked_in(dbapi_connection: Any, record: Any) -> None:
             return
         started, checkout.checked_out_at = checkout.checked_out_at, None
         name = checkout.name
-        if started is not None and name is not None:
+        if started is not None and name is not None and recorders():
             pool_events.used_for(name, time.perf_counter() - started)
     except Exception as failure:
         FAILURES.report("SQLAlchemy checkin metrics", failure)
@@ -296,8 +297,9 @@ def _first_statement_of_checkout(checkout: _Checkout, name: str, pool: Any) -> N
     unrecorded, checkout.unrecorded = checkout.unrecorded, None
     if unrecorded is not None:  # the pool has a name now: record the checkout
         checkout.name = name
-        pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
-        pool_events.observe(pool, _read_for_metrics)
+        if recorders():  # no metrics exported: no metric work (the next checkout looks again)
+            pool_events.checked_out(name, None, unrecorded[0], unrecorded[1], track_use=False)
+            pool_events.observe(pool, _read_for_metrics)
 
 
 @functools.cache
