@@ -48,6 +48,7 @@ def count(
     ops: int,
     out: Path,
     pythonpath: Path | None = None,
+    steady_export: bool = False,
 ) -> tuple[int, int]:
     """(instructions of the workload process, spans the receiver got) for one run."""
     config = configurations()[config_name]
@@ -61,6 +62,11 @@ def count(
     env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "600"
     env["OTEL_BSP_EXPORT_TIMEOUT"] = "600000"
     env["OTEL_PYTHON_DB_SHUTDOWN_TIMEOUT_MS"] = "600000"
+    if steady_export:
+        # Spans and metrics leave in one export at exit, in both runs of a cell: the
+        # number of timed exports (5 s / 60 s, wall clock) no longer varies between them.
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "3600000"
     if pythonpath is not None:  # another otel_db tree (a before/after comparison)
         env["PYTHONPATH"] = str(pythonpath)
     command = cell_command(config, python, workload, ops)
@@ -112,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         help="an otel_db source tree to run instead of the installed one (e.g. another "
         "commit's src/, from git archive)",
     )
+    parser.add_argument(
+        "--steady-export",
+        action="store_true",
+        help="export spans and metrics only at exit (OTEL_BSP_SCHEDULE_DELAY, "
+        "OTEL_METRIC_EXPORT_INTERVAL): removes the run-to-run spread that the number of "
+        "timed exports causes; fewer than 512 spans per run, or a full batch is exported",
+    )
     args = parser.parse_args(argv)
 
     all_configs = configurations()
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.small,
                     directory / "small",
                     args.pythonpath,
+                    args.steady_export,
                 )
                 large, large_spans = count(
                     receiver,
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.large,
                     directory / "large",
                     args.pythonpath,
+                    args.steady_export,
                 )
                 per_op = (large - small) / extra
                 spans = (large_spans - small_spans) / extra
