@@ -39,7 +39,6 @@ through :mod:`otel_db.metrics.interned_histogram`.
 from __future__ import annotations
 
 import functools
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +54,7 @@ from psycopg2.extensions import connection as pg_connection
 from psycopg2.extensions import cursor as pg_cursor
 
 from otel_db import attributes as attr
+from otel_db.by_id import IdTable, remember
 from otel_db.instrumentation.dbapi_integration import wrap_connect_shared
 from otel_db.instrumentation.lean_statement import LeanStatementTracer
 from otel_db.instrumentation.lean_statement import usable as lean_usable
@@ -115,7 +115,7 @@ class _ConnectionTracing:
 #: id(traced connection) -> (weak reference to it, its tracing); the reference's callback
 #: removes the entry with the connection. Read twice per statement: a plain dict (a
 #: ``WeakKeyDictionary`` lookup makes a weak reference per call).
-_TRACING: dict[int, tuple[weakref.ref[Any], _ConnectionTracing]] = {}
+_TRACING: IdTable[_ConnectionTracing] = {}
 
 
 def _tracing_of(connection: Any) -> _ConnectionTracing | None:
@@ -124,14 +124,7 @@ def _tracing_of(connection: Any) -> _ConnectionTracing | None:
 
 
 def _set_tracing(connection: Any, tracing: _ConnectionTracing) -> None:
-    key = id(connection)
-    _TRACING[key] = (weakref.ref(connection, lambda _ref: _forget_tracing(key, _ref)), tracing)
-
-
-def _forget_tracing(key: int, ref: weakref.ref[Any]) -> None:
-    entry = _TRACING.get(key)
-    if entry is not None and entry[0] is ref:
-        _TRACING.pop(key, None)
+    remember(_TRACING, connection, tracing)  # one per live connection: not a cache
 
 
 def _commented(query: Any, cursor: Any, span: Any) -> Any:

@@ -6,6 +6,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from otel_db.by_id import IdTable, remember
+
 _SYSTEM_BY_DIALECT = {
     "postgresql": "postgresql",
     "sqlite": "sqlite",
@@ -27,7 +29,7 @@ class EngineFacts:
 _facts: weakref.WeakKeyDictionary[Any, EngineFacts] = weakref.WeakKeyDictionary()
 #: The same, found by the engine's id (read twice per statement in a transaction; a
 #: ``WeakKeyDictionary`` lookup makes a weak reference per call). Bounded.
-_facts_by_id: dict[int, tuple[weakref.ref[Any], EngineFacts]] = {}
+_facts_by_id: IdTable[EngineFacts] = {}
 _MAX_ENGINES = 10_000
 
 
@@ -45,15 +47,7 @@ def facts_for(engine: Any, cursor: Any) -> EngineFacts:
         dbapi_connection = getattr(cursor, "connection", None) if cursor is not None else None
         found = _compute(engine, dbapi_connection)
         _facts[engine] = found
-    key = id(engine)
-    try:
-        ref = weakref.ref(engine, lambda _ref: _facts_by_id.pop(key, None))
-    except TypeError:
-        return found
-    if len(_facts_by_id) >= _MAX_ENGINES:
-        _facts_by_id.clear()
-    _facts_by_id[key] = (ref, found)
-    return found
+    return remember(_facts_by_id, engine, found, _MAX_ENGINES)
 
 
 def _compute(engine: Any, dbapi_connection: Any) -> EngineFacts:

@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from otel_db import attributes as attr
+from otel_db.by_id import IdTable, remember
 from otel_db.instrumentation.sqlalchemy_engine_facts import facts_for
 from otel_db.metrics import pool_events
 from otel_db.metrics.instruments import recorders
@@ -73,9 +74,9 @@ _MAX_CONNECTING = 10_000
 
 # Per pool: its name, size and maximum (see _static_facts); gone with the pool.
 _STATIC: weakref.WeakKeyDictionary[Any, _PoolFacts] = weakref.WeakKeyDictionary()
-_FACTS_BY_ID: dict[int, tuple[weakref.ref[Any], _PoolFacts]] = {}
+_FACTS_BY_ID: IdTable[_PoolFacts] = {}
 #: id(pool) -> (weak reference to it, its pending-request counter), for ``_timed_connect``.
-_PENDING_BY_ID: dict[int, tuple[weakref.ref[Any], deque[None] | None]] = {}
+_PENDING_BY_ID: IdTable[deque[None] | None] = {}
 _MAX_POOLS = 10_000
 
 _installed = False
@@ -118,16 +119,7 @@ def _pending_counter(pool: Any) -> deque[None] | None:
     """``pool``'s pending-request counter, kept by the pool's id after the first time (a
     ``WeakKeyDictionary`` lookup makes a weak reference per call)."""
     try:
-        counter = pool_events.pending_counter(pool)
-        key = id(pool)
-        try:
-            ref = weakref.ref(pool, lambda _ref: _PENDING_BY_ID.pop(key, None))
-        except TypeError:
-            return counter
-        if len(_PENDING_BY_ID) >= _MAX_POOLS:
-            _PENDING_BY_ID.clear()
-        _PENDING_BY_ID[key] = (ref, counter)
-        return counter
+        return remember(_PENDING_BY_ID, pool, pool_events.pending_counter(pool), _MAX_POOLS)
     except Exception as failure:
         FAILURES.report("SQLAlchemy pending checkouts", failure)
         return None
@@ -281,16 +273,7 @@ def _pool_facts(engine: Any, pool: Any) -> _PoolFacts:
     entry = _FACTS_BY_ID.get(id(pool))
     if entry is not None and entry[0]() is pool:
         return entry[1]
-    found = _static_facts(engine, pool)
-    key = id(pool)
-    try:
-        ref = weakref.ref(pool, lambda _ref: _FACTS_BY_ID.pop(key, None))
-    except TypeError:
-        return found
-    if len(_FACTS_BY_ID) >= _MAX_POOLS:
-        _FACTS_BY_ID.clear()
-    _FACTS_BY_ID[key] = (ref, found)
-    return found
+    return remember(_FACTS_BY_ID, pool, _static_facts(engine, pool), _MAX_POOLS)
 
 
 def _first_statement_of_checkout(checkout: _Checkout, name: str, pool: Any) -> None:
